@@ -1,0 +1,1 @@
+//! Datasets, preprocessing, augmentations and SimMIM masks for vit-burn.

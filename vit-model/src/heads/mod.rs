@@ -1,0 +1,4 @@
+//! Task heads on top of [`crate::ViTModel`].
+
+pub mod classification;
+pub mod mim;

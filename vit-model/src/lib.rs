@@ -1,0 +1,29 @@
+//! Vision Transformer modules equal to Hugging Face `transformers`' ViT, for Burn.
+//!
+//! The model reads like `modeling_vit.py`: [`embeddings`] → [`encoder`] layers ([`layer`],
+//! [`attention`]) → final LayerNorm ([`model`]) → a head ([`heads`]). Field names mirror the Hub's
+//! checkpoint keys, so [`checkpoint`] loads and saves HF model directories directly.
+//! Every module runs on whichever Burn `Device` it is given.
+
+pub mod activation;
+pub mod attention;
+pub mod checkpoint;
+pub mod config;
+pub mod embeddings;
+pub mod encoder;
+pub mod error;
+pub mod forward;
+pub mod heads;
+pub mod init;
+pub mod layer;
+pub mod loss;
+pub mod model;
+pub mod pos_interp;
+
+pub use activation::HiddenAct;
+pub use checkpoint::{LoadOptions, LoadReport, PretrainedViT};
+pub use config::{ProblemType, ViTConfig};
+pub use error::{Result, ViTError};
+pub use heads::classification::{ImageClassifierOutput, Labels, ViTForImageClassification};
+pub use heads::mim::{MaskedImageModelingOutput, ViTForMaskedImageModeling};
+pub use model::{HeadMask, ViTForwardOptions, ViTModel, ViTModelOutput};

@@ -1,0 +1,74 @@
+//! Every output of every Hugging Face fixture case, reproduced within 1e-4 (expect ~1e-6).
+
+mod common;
+
+use burn::tensor::Device;
+use vit_model::checkpoint::safetensors_file;
+use vit_model::forward::run_forward;
+
+use common::{CASES, fixture_dir, max_abs_diff};
+
+const INPUT_NAMES: [&str; 4] = ["pixel_values", "bool_masked_pos", "labels", "head_mask"];
+
+fn check_case(case: &str) -> f32 {
+    let dir = fixture_dir(case);
+    let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
+    let inputs = io.iter().filter(|(k, _)| INPUT_NAMES.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let interpolate = case == "cls_interp";
+    let (outputs, report) = run_forward(&dir, &inputs, interpolate, &Device::flex()).unwrap();
+    assert!(report.is_exact(), "{case}: {report}");
+    let mut worst = 0.0f32;
+    let mut compared = 0;
+    for (name, (_, expected)) in io.iter().filter(|(k, _)| !INPUT_NAMES.contains(&k.as_str())) {
+        let got = outputs.get(name).unwrap_or_else(|| panic!("{case}: no output `{name}`"));
+        assert_eq!(got.shape, expected.shape, "{case}/{name}: shape");
+        let diff = max_abs_diff(&got.data, &expected.data);
+        assert!(diff <= 1e-4, "{case}/{name}: max abs diff {diff}");
+        worst = worst.max(diff);
+        compared += 1;
+    }
+    let reference_outputs = io.len() - io.keys().filter(|k| INPUT_NAMES.contains(&k.as_str())).count();
+    assert_eq!(compared, reference_outputs);
+    // No output we produce is missing from the reference, except ones HF does not return.
+    println!("{case}: {compared} tensors, worst max abs diff {worst:e}");
+    worst
+}
+
+#[test]
+fn cls_tiny() {
+    check_case("cls_tiny");
+}
+
+#[test]
+fn cls_interp() {
+    check_case("cls_interp");
+}
+
+#[test]
+fn headmask() {
+    check_case("headmask");
+}
+
+#[test]
+fn model_pooler() {
+    check_case("model_pooler");
+}
+
+#[test]
+fn mim() {
+    check_case("mim");
+}
+
+#[test]
+fn every_case_is_covered() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(fixture_dir(""))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut cases: Vec<String> = CASES.iter().map(|s| s.to_string()).collect();
+    cases.sort();
+    assert_eq!(on_disk, cases);
+}
