@@ -1,1 +1,35 @@
-//! Datasets, preprocessing, augmentations and SimMIM masks for vit-burn.
+//! Data for vit-burn: Hugging Face-equal preprocessing (`ViTImageProcessor`), seeded
+//! augmentations, SimMIM masks, ImageFolder and CIFAR datasets (with download), and a Burn
+//! batcher.
+//!
+//! Typical use: open a source ([`ImageFolder`], [`Cifar`]) → [`ImageDataset`] (optionally
+//! [`ImageDataset::split`]) → Burn `DataLoaderBuilder::new(ImageBatcher::new(..)).build(dataset)`.
+
+pub mod augment;
+pub mod batcher;
+pub mod cifar;
+pub mod convert;
+pub mod dataset;
+pub mod decode;
+pub mod download;
+pub mod error;
+pub mod imagefolder;
+pub mod mask;
+pub mod processor;
+pub mod resize;
+pub mod rng;
+
+pub use augment::{Augmentation, EvalResize, RandomResizedCrop, Transform, TransformKind};
+pub use batcher::{HostBatch, ImageBatch, ImageBatcher};
+pub use cifar::{Cifar, CifarKind, CifarSplit, load_cifar};
+pub use dataset::{DEFAULT_VALIDATION_SHARE, ImageDataset, ImageSample, ImageSource, SplitMode};
+pub use decode::DecodeLimits;
+pub use download::{download_archive, download_cifar};
+pub use error::{DataError, Result};
+pub use imagefolder::{ImageFolder, ImageFolderOptions, SkippedImage, open_image_folders};
+pub use mask::MaskGenerator;
+pub use processor::{
+    IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD,
+    ImageProcessor, ImageSize, Normalizer, PREPROCESSOR_CONFIG,
+};
+pub use resize::{CropBox, Resample, resize_rgb};

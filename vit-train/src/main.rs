@@ -1,1 +1,60 @@
-fn main() {}
+//! `vit-train`: training, SimMIM pretraining, evaluation, prediction, export and forward passes
+//! of Hugging Face-equal Vision Transformers.
+
+mod checkpoint;
+mod cli;
+mod curves;
+mod data_setup;
+mod device;
+mod loader;
+mod optim;
+mod renderer;
+mod run_config;
+mod schedule;
+mod steps;
+mod train;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::cli::{Cli, Command, TrainArgs};
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let path = args
+        .config
+        .context("no config given: run `vit-train --config configs/cifar10.toml` (see the README)")?;
+    let config = run_config::RunConfig::load(&path, &args.overrides)?;
+    let options = train::TrainOptions { resume: args.resume, overwrite: args.overwrite, skip_nonfinite: args.skip_nonfinite };
+    let summary = train::train(config, options)?;
+    println!("done: {} (model exported to {})", summary.output_dir.display(), summary.exported.display());
+    Ok(())
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run_train(cli.train),
+        Some(Command::Train(args)) => run_train(args),
+        Some(Command::Forward { model, inputs, output, interpolate_pos_encoding, device }) => {
+            let device = device::parse_device(&device)?;
+            let (outputs, report) =
+                vit_model::forward::forward_files(&model, &inputs, &output, interpolate_pos_encoding, &device)?;
+            eprintln!("{report}");
+            println!("wrote {} outputs to {}", outputs.len(), output.display());
+            Ok(())
+        }
+        Some(other) => anyhow::bail!("`{other:?}` is not implemented yet"),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

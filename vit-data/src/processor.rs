@@ -1,0 +1,391 @@
+//! `ImageProcessor`: Hugging Face's `ViTImageProcessor` (resize, rescale, normalise, channels
+//! first), read from and written to a model directory's `preprocessor_config.json`.
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, RgbImage};
+use serde_json::{Map, Value, json};
+
+use crate::convert::pil_luma;
+use crate::error::{DataError, Result};
+use crate::resize::{Resample, resize_rgb};
+
+/// File name of the processor settings inside a Hugging Face model directory.
+pub const PREPROCESSOR_CONFIG: &str = "preprocessor_config.json";
+
+/// ImageNet mean (`IMAGENET_DEFAULT_MEAN` in `transformers`), used by many ImageNet checkpoints.
+pub const IMAGENET_DEFAULT_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet standard deviation (`IMAGENET_DEFAULT_STD` in `transformers`).
+pub const IMAGENET_DEFAULT_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// `ViTImageProcessor`'s default mean (`IMAGENET_STANDARD_MEAN`): 0.5 per channel.
+pub const IMAGENET_STANDARD_MEAN: [f32; 3] = [0.5, 0.5, 0.5];
+/// `ViTImageProcessor`'s default standard deviation (`IMAGENET_STANDARD_STD`): 0.5 per channel.
+pub const IMAGENET_STANDARD_STD: [f32; 3] = [0.5, 0.5, 0.5];
+
+/// Output size of the resize step (`size` in `preprocessor_config.json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageSize {
+    /// Height in pixels.
+    pub height: u32,
+    /// Width in pixels.
+    pub width: u32,
+}
+
+/// Hugging Face's `ViTImageProcessor`: optional resize to `size` (ignoring the aspect ratio),
+/// rescale by `rescale_factor`, normalise by `image_mean`/`image_std`, channels first.
+///
+/// The fields mirror `preprocessor_config.json`; `num_channels` comes from the model's
+/// `config.json` (1 or 3) and is not stored in the processor file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageProcessor {
+    /// Resize to `size` first.
+    pub do_resize: bool,
+    /// The resize target.
+    pub size: ImageSize,
+    /// The resize filter (Pillow code in the JSON; default bilinear = 2).
+    pub resample: Resample,
+    /// Multiply pixel values by `rescale_factor`.
+    pub do_rescale: bool,
+    /// The rescale factor (default 1/255).
+    pub rescale_factor: f64,
+    /// Normalise with `image_mean` and `image_std`.
+    pub do_normalize: bool,
+    /// Per-channel mean (default 0.5 each).
+    pub image_mean: Vec<f32>,
+    /// Per-channel standard deviation (default 0.5 each).
+    pub image_std: Vec<f32>,
+    /// Number of output channels: 3 (RGB) or 1 (Pillow's `L`).
+    pub num_channels: usize,
+}
+
+impl Default for ImageProcessor {
+    fn default() -> Self {
+        Self::new(224, 224)
+    }
+}
+
+impl ImageProcessor {
+    /// `ViTImageProcessor`'s defaults with output size `height`x`width` and 3 channels.
+    pub fn new(height: u32, width: u32) -> Self {
+        ImageProcessor {
+            do_resize: true,
+            size: ImageSize { height, width },
+            resample: Resample::Bilinear,
+            do_rescale: true,
+            rescale_factor: 1.0 / 255.0,
+            do_normalize: true,
+            image_mean: IMAGENET_STANDARD_MEAN.to_vec(),
+            image_std: IMAGENET_STANDARD_STD.to_vec(),
+            num_channels: 3,
+        }
+    }
+
+    /// Sets the number of channels (1 or 3); a mean/std of the wrong length is replaced by its
+    /// first value repeated (a 3-channel default becomes 1-channel).
+    pub fn with_num_channels(mut self, num_channels: usize) -> Self {
+        self.num_channels = num_channels;
+        for stats in [&mut self.image_mean, &mut self.image_std] {
+            if stats.len() != num_channels && !stats.is_empty() {
+                *stats = vec![stats[0]; num_channels];
+            }
+        }
+        self
+    }
+
+    /// Reads `<model_dir>/preprocessor_config.json` (unknown fields are ignored, missing ones
+    /// take `ViTImageProcessor`'s defaults) for a model with `num_channels` channels.
+    pub fn load(model_dir: &Path, num_channels: usize) -> Result<Self> {
+        Self::from_file(&model_dir.join(PREPROCESSOR_CONFIG), num_channels)
+    }
+
+    /// Reads a `preprocessor_config.json` file.
+    pub fn from_file(path: &Path, num_channels: usize) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => DataError::NotFound {
+                path: path.to_path_buf(),
+                hint: "a Hugging Face model directory has a preprocessor_config.json; \
+                       create one (ImageProcessor::save) or pass the image size explicitly"
+                    .into(),
+            },
+            _ => DataError::io("cannot read", path, e),
+        })?;
+        Self::from_json_str(&text, path, num_channels)
+    }
+
+    /// Parses the JSON text of a `preprocessor_config.json`; `origin` names it in errors.
+    pub fn from_json_str(text: &str, origin: &Path, num_channels: usize) -> Result<Self> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|source| DataError::Json { path: origin.to_path_buf(), source })?;
+        let Value::Object(map) = value else {
+            return Err(field_error(origin, "(top level)", "must be a JSON object"));
+        };
+        let fields = Fields { map: &map, path: origin };
+        let defaults = Self::new(224, 224).with_num_channels(num_channels);
+        let mean = fields.stats("image_mean", num_channels)?.unwrap_or(defaults.image_mean);
+        let std = fields.stats("image_std", num_channels)?.unwrap_or(defaults.image_std);
+        let processor = ImageProcessor {
+            do_resize: fields.bool("do_resize")?.unwrap_or(true),
+            size: fields.size()?.unwrap_or(defaults.size),
+            resample: fields.resample()?.unwrap_or(Resample::Bilinear),
+            do_rescale: fields.bool("do_rescale")?.unwrap_or(true),
+            rescale_factor: fields.number("rescale_factor")?.unwrap_or(1.0 / 255.0),
+            do_normalize: fields.bool("do_normalize")?.unwrap_or(true),
+            image_mean: mean,
+            image_std: std,
+            num_channels,
+        };
+        if let Err(DataError::InvalidSetting { name, message }) = processor.validate() {
+            return Err(DataError::ConfigField { path: origin.to_path_buf(), field: name, message });
+        }
+        Ok(processor)
+    }
+
+    /// The settings as Hugging Face writes them (`image_processor_type: "ViTImageProcessor"`).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "do_normalize": self.do_normalize,
+            "do_rescale": self.do_rescale,
+            "do_resize": self.do_resize,
+            "image_mean": self.image_mean,
+            "image_processor_type": "ViTImageProcessor",
+            "image_std": self.image_std,
+            "resample": self.resample.pil_code(),
+            "rescale_factor": self.rescale_factor,
+            "size": { "height": self.size.height, "width": self.size.width },
+        })
+    }
+
+    /// Writes `<model_dir>/preprocessor_config.json`.
+    pub fn save(&self, model_dir: &Path) -> Result<PathBuf> {
+        let path = model_dir.join(PREPROCESSOR_CONFIG);
+        let mut text = serde_json::to_string_pretty(&self.to_json())
+            .map_err(|source| DataError::Json { path: path.clone(), source })?;
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| DataError::io("cannot write", &path, e))?;
+        Ok(path)
+    }
+
+    /// Checks the settings: 1 or 3 channels, positive size, mean/std of `num_channels` entries,
+    /// non-zero finite std.
+    pub fn validate(&self) -> Result<()> {
+        if self.num_channels != 1 && self.num_channels != 3 {
+            return Err(DataError::setting(
+                "num_channels",
+                format!("is {}; only 1 (grayscale) or 3 (RGB) are supported", self.num_channels),
+            ));
+        }
+        if self.size.height == 0 || self.size.width == 0 {
+            return Err(DataError::setting("size", "height and width must be positive"));
+        }
+        if !self.rescale_factor.is_finite() {
+            return Err(DataError::setting("rescale_factor", "must be a finite number"));
+        }
+        for (name, stats) in [("image_mean", &self.image_mean), ("image_std", &self.image_std)] {
+            if stats.len() != self.num_channels {
+                return Err(DataError::setting(
+                    name,
+                    format!(
+                        "has {} values but the model has {} channels; give one value per channel",
+                        stats.len(),
+                        self.num_channels
+                    ),
+                ));
+            }
+            if stats.iter().any(|v| !v.is_finite()) {
+                return Err(DataError::setting(name, "values must be finite numbers"));
+            }
+        }
+        if self.image_std.contains(&0.0) {
+            return Err(DataError::setting("image_std", "values must not be zero"));
+        }
+        Ok(())
+    }
+
+    /// Preprocesses a decoded image: convert to RGB (see [`crate::convert::to_rgb8`]) or L,
+    /// resize if `do_resize`, rescale,
+    /// normalise; returns `num_channels x H x W` values, channels first.
+    pub fn process(&self, image: &DynamicImage) -> Result<Vec<f32>> {
+        match image {
+            DynamicImage::ImageRgb8(rgb) => self.process_rgb(rgb),
+            other => self.process_rgb(&other.to_rgb8()),
+        }
+    }
+
+    /// [`process`](Self::process) for an RGB image.
+    pub fn process_rgb(&self, image: &RgbImage) -> Result<Vec<f32>> {
+        self.validate()?;
+        let resized;
+        let image = if self.do_resize {
+            resized = resize_rgb(image, None, self.size.width, self.size.height, self.resample)?;
+            &resized
+        } else {
+            image
+        };
+        let mut out = vec![0.0; self.num_channels * image.width() as usize * image.height() as usize];
+        self.normalizer()?.apply(image, &mut out);
+        Ok(out)
+    }
+
+    /// The rescale + normalise step alone, as a lookup table (see [`Normalizer`]).
+    pub fn normalizer(&self) -> Result<Normalizer> {
+        self.validate()?;
+        let tables = (0..self.num_channels)
+            .map(|c| {
+                let mut table = [0f32; 256];
+                for (v, entry) in table.iter_mut().enumerate() {
+                    // As transformers: rescale in float64 then cast, normalise in float32.
+                    let mut x = if self.do_rescale {
+                        (v as f64 * self.rescale_factor) as f32
+                    } else {
+                        v as f32
+                    };
+                    if self.do_normalize {
+                        x = (x - self.image_mean[c]) / self.image_std[c];
+                    }
+                    *entry = x;
+                }
+                table
+            })
+            .collect();
+        Ok(Normalizer { tables })
+    }
+}
+
+/// Rescale + normalise as one table per channel (each output depends only on the uint8 value
+/// and the channel), writing channels-first `f32`.
+#[derive(Clone, Debug)]
+pub struct Normalizer {
+    tables: Vec<[f32; 256]>,
+}
+
+impl Normalizer {
+    /// Number of output channels (1 or 3).
+    pub fn num_channels(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Writes `image` into `out` (length `num_channels * height * width`), channels first;
+    /// with one channel the RGB pixels are first converted to Pillow's `L`.
+    ///
+    /// # Panics
+    /// If `out` has the wrong length (a programming error, not reachable from user data).
+    pub fn apply(&self, image: &RgbImage, out: &mut [f32]) {
+        let plane = image.width() as usize * image.height() as usize;
+        assert_eq!(out.len(), plane * self.tables.len(), "Normalizer::apply: output length");
+        if self.tables.len() == 1 {
+            let table = &self.tables[0];
+            for (dst, px) in out.iter_mut().zip(image.pixels()) {
+                *dst = table[pil_luma(px.0) as usize];
+            }
+            return;
+        }
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        let [tr, tg, tb] = [&self.tables[0], &self.tables[1], &self.tables[2]];
+        for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
+            r[i] = tr[px[0] as usize];
+            g[i] = tg[px[1] as usize];
+            b[i] = tb[px[2] as usize];
+        }
+    }
+}
+
+fn field_error(path: &Path, field: &str, message: impl Into<String>) -> DataError {
+    DataError::ConfigField { path: path.to_path_buf(), field: field.into(), message: message.into() }
+}
+
+/// Typed access to the fields of a `preprocessor_config.json` object, with errors naming the
+/// file and the field.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    path: &'a Path,
+}
+
+impl Fields<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+
+    fn err(&self, field: &str, message: impl Into<String>) -> DataError {
+        field_error(self.path, field, message)
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.err(name, format!("must be true or false, found {other}"))),
+        }
+    }
+
+    fn number(&self, name: &str) -> Result<Option<f64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.err(name, format!("must be a number, found {v}"))),
+        }
+    }
+
+    fn resample(&self) -> Result<Option<Resample>> {
+        let Some(v) = self.get("resample") else { return Ok(None) };
+        let code = v.as_i64().ok_or_else(|| {
+            self.err("resample", format!("must be a Pillow filter code (0-5), found {v}"))
+        })?;
+        Resample::from_pil(code).map(Some).ok_or_else(|| {
+            self.err(
+                "resample",
+                format!("{code} is not a Pillow filter: use 0 nearest, 2 bilinear or 3 bicubic"),
+            )
+        })
+    }
+
+    fn stats(&self, name: &str, num_channels: usize) -> Result<Option<Vec<f32>>> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        if let Some(x) = v.as_f64() {
+            return Ok(Some(vec![x as f32; num_channels]));
+        }
+        let list = v.as_array().ok_or_else(|| {
+            self.err(name, format!("must be a list of {num_channels} numbers, found {v}"))
+        })?;
+        list.iter()
+            .map(|x| {
+                x.as_f64().map(|x| x as f32).ok_or_else(|| {
+                    self.err(name, format!("must be a list of numbers, found element {x}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    fn size(&self) -> Result<Option<ImageSize>> {
+        let Some(v) = self.get("size") else { return Ok(None) };
+        let dim = |x: &Value, what: &str| -> Result<u32> {
+            x.as_u64()
+                .filter(|&n| n > 0 && n <= u32::MAX as u64)
+                .map(|n| n as u32)
+                .ok_or_else(|| self.err("size", format!("{what} must be a positive integer, found {x}")))
+        };
+        match v {
+            Value::Number(_) => {
+                let n = dim(v, "size")?;
+                Ok(Some(ImageSize { height: n, width: n }))
+            }
+            Value::Object(obj) => {
+                if let (Some(h), Some(w)) = (obj.get("height"), obj.get("width")) {
+                    Ok(Some(ImageSize { height: dim(h, "height")?, width: dim(w, "width")? }))
+                } else if let Some(s) = obj.get("shortest_edge") {
+                    let n = dim(s, "shortest_edge")?;
+                    Ok(Some(ImageSize { height: n, width: n }))
+                } else {
+                    Err(self.err("size", "must be {\"height\": H, \"width\": W} or an integer"))
+                }
+            }
+            other => Err(self.err(
+                "size",
+                format!("must be {{\"height\": H, \"width\": W}} or an integer, found {other}"),
+            )),
+        }
+    }
+}

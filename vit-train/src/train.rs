@@ -1,0 +1,387 @@
+//! A training run: output directory, data, model, optimizer, burn-train's `Learner`, resume,
+//! and the exported best model.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use burn::data::dataloader::DataLoader;
+use burn::store::ModuleRecord;
+use burn::tensor::Device;
+use burn::train::checkpoint::{
+    Checkpointer, ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
+};
+use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
+use burn::train::{
+    InferenceStep, Learner, LearnerModel, MetricEarlyStoppingStrategy, TrainStep, StoppingCondition, SupervisedTraining,
+};
+use vit_data::{ImageBatch, ImageProcessor};
+use vit_model::{
+    LoadOptions, PretrainedViT, ViTConfig, ViTForImageClassification, ViTForMaskedImageModeling,
+};
+
+use crate::checkpoint::{AtomicFileCheckpointer, latest_complete_epoch};
+use crate::data_setup::{batchers, open_datasets, processor};
+use crate::device::parse_device;
+use crate::loader::EpochLoader;
+use crate::optim::{build_optimizer, build_schedule, total_steps};
+use crate::renderer::ProgressRenderer;
+use crate::run_config::{RunConfig, Task};
+use crate::steps::{ClassifierStep, NonFinitePolicy, SimMimStep, StepGuard};
+
+/// Options of `vit-train train` beyond the config file.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Continue from the output directory's last checkpoint (also done automatically when the
+    /// directory holds a run of the same config).
+    pub resume: bool,
+    /// Replace a different run in the output directory.
+    pub overwrite: bool,
+    /// Skip optimizer steps whose loss is NaN or infinite instead of stopping.
+    pub skip_nonfinite: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct TrainSummary {
+    /// The output directory.
+    pub output_dir: PathBuf,
+    /// The exported HF model directory.
+    pub exported: PathBuf,
+    /// The epoch the run resumed from, if any.
+    pub resumed_from: Option<usize>,
+}
+
+const CONFIG_FILE: &str = "run_config.toml";
+
+/// The checkpoint directory of a run.
+pub fn checkpoint_dir(output_dir: &Path) -> PathBuf {
+    output_dir.join("checkpoint")
+}
+
+/// Prepares the output directory and decides whether to resume. Refuses to mix runs.
+fn prepare_output_dir(config: &RunConfig, options: &TrainOptions) -> Result<Option<usize>> {
+    let dir = &config.run.output_dir;
+    let saved = dir.join(CONFIG_FILE);
+    let current = config.to_toml();
+    if saved.is_file() {
+        let previous = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
+        let same = previous == current;
+        if !same && !options.overwrite {
+            bail!(
+                "the output directory {} already holds a different run (its {CONFIG_FILE} differs from this \
+                 config). Choose another run.output_dir, or pass --overwrite to replace it",
+                dir.display()
+            );
+        }
+        if !same {
+            for sub in ["checkpoint", "train", "valid", "best", "samples"] {
+                let _ = std::fs::remove_dir_all(dir.join(sub));
+            }
+            for file in ["metrics.csv", "curves.png", "experiment.log"] {
+                let _ = std::fs::remove_file(dir.join(file));
+            }
+        } else if let Some(epoch) = latest_complete_epoch(&checkpoint_dir(dir)) {
+            return Ok(Some(epoch));
+        } else if options.resume {
+            eprintln!("note: --resume given but {} holds no complete checkpoint; starting fresh", dir.display());
+        }
+    } else if options.resume {
+        bail!("--resume: {} holds no run to resume ({CONFIG_FILE} is missing)", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output directory {}", dir.display()))?;
+    // Fail now, not after an epoch, when the directory is not writable.
+    vit_model::checkpoint::write_atomic(&saved, current.as_bytes())
+        .with_context(|| format!("the output directory {} is not writable", dir.display()))?;
+    Ok(None)
+}
+
+/// The model configuration of a run from scratch.
+pub fn preset_config(config: &RunConfig, classes: &[String]) -> Result<ViTConfig> {
+    let m = &config.model;
+    let mut c = match m.preset.as_deref() {
+        Some("vit-tiny") => ViTConfig::tiny(),
+        Some("vit-small") => ViTConfig::small(),
+        Some("vit-large") => ViTConfig::large(),
+        _ => ViTConfig::base(),
+    };
+    c.image_size = m.image_size.unwrap_or(config.data.image_size);
+    c.patch_size = m.patch_size.unwrap_or(c.patch_size);
+    c.encoder_stride = m.encoder_stride.unwrap_or(c.patch_size);
+    macro_rules! set {
+        ($($field:ident),*) => { $(if let Some(v) = m.$field.clone() { c.$field = v; })* };
+    }
+    set!(hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_dropout_prob,
+         attention_probs_dropout_prob, qkv_bias, initializer_range, layer_norm_eps);
+    if let Some(act) = &m.hidden_act {
+        c.hidden_act = vit_model::HiddenAct::from_name(act)
+            .with_context(|| format!("model.hidden_act: unknown activation \"{act}\""))?;
+    }
+    c = match m.num_labels {
+        Some(n) if n != classes.len() => bail!(
+            "model.num_labels is {n} but the dataset has {} classes; remove num_labels to take them from the data",
+            classes.len()
+        ),
+        _ => c.with_labels(classes.to_vec()),
+    };
+    c.validate().context("model")?;
+    Ok(c)
+}
+
+fn load_classifier(config: &RunConfig, classes: &[String], device: &Device) -> Result<(ViTForImageClassification, ViTConfig)> {
+    match &config.model.pretrained {
+        Some(dir) => {
+            let options = LoadOptions {
+                ignore_mismatched_sizes: config.model.ignore_mismatched_sizes,
+                labels: Some(classes.to_vec()),
+                ..LoadOptions::default()
+            };
+            let (model, vit_config, report) = ViTForImageClassification::from_pretrained(dir, &options, device)
+                .with_context(|| format!("model.pretrained: cannot load {}", dir.display()))?;
+            eprintln!("{report}");
+            Ok((model, vit_config))
+        }
+        None => {
+            let c = preset_config(config, classes)?;
+            Ok((ViTForImageClassification::new(&c, device), c))
+        }
+    }
+}
+
+fn load_simmim(config: &RunConfig, classes: &[String], device: &Device) -> Result<(ViTForMaskedImageModeling, ViTConfig)> {
+    match &config.model.pretrained {
+        Some(dir) => {
+            let (model, c, report) = ViTForMaskedImageModeling::from_pretrained(dir, &LoadOptions::default(), device)
+                .with_context(|| format!("model.pretrained: cannot load {}", dir.display()))?;
+            eprintln!("{report}");
+            Ok((model, c))
+        }
+        None => {
+            let c = preset_config(config, classes)?;
+            Ok((ViTForMaskedImageModeling::new(&c, device).context("model")?, c))
+        }
+    }
+}
+
+/// Everything `launch` needs besides the model.
+struct Launch {
+    config: RunConfig,
+    vit_config: ViTConfig,
+    processor: ImageProcessor,
+    train: Arc<dyn DataLoader<ImageBatch>>,
+    valid: Arc<dyn DataLoader<ImageBatch>>,
+    total_steps: usize,
+    batches_per_epoch: usize,
+    resume_epoch: Option<usize>,
+    options: TrainOptions,
+}
+
+impl Launch {
+    fn training<M>(&self) -> Result<SupervisedTraining<M>>
+    where
+        M: LearnerModel + TrainStep<Input = ImageBatch> + InferenceStep<Input = ImageBatch>,
+    {
+        let dir = &self.config.run.output_dir;
+        let ckpt = checkpoint_dir(dir);
+        let renderer = ProgressRenderer::new(dir, self.config.data.batch_size, self.config.run.log_every, self.resume_epoch.is_some())
+            .context("cannot set up progress output")?;
+        let strategy = ComposedCheckpointingStrategy::builder()
+            .add(KeepLastNCheckpoints::new(self.config.run.keep_last.max(1)))
+            .add(MetricCheckpointingStrategy::new(&LossMetric::new(), Aggregate::Mean, Direction::Lowest, Split::Valid))
+            .build();
+        let mut training = SupervisedTraining::new(dir, self.train.clone(), self.valid.clone())
+            .with_custom_checkpointers(
+                AtomicFileCheckpointer::new(&ckpt, "model"),
+                AtomicFileCheckpointer::new(&ckpt, "optim"),
+                AtomicFileCheckpointer::new(&ckpt, "scheduler"),
+            )
+            .with_checkpointing_strategy(strategy)
+            .renderer(Box::new(renderer))
+            .num_epochs(self.epochs());
+        if let Some(epoch) = self.resume_epoch {
+            training = training.checkpoint(epoch);
+        }
+        if let Some(patience) = self.config.run.early_stopping_patience {
+            training = training.early_stopping(MetricEarlyStoppingStrategy::new(
+                &LossMetric::new(),
+                Aggregate::Mean,
+                Direction::Lowest,
+                Split::Valid,
+                StoppingCondition::NoImprovementSince { n_epochs: patience },
+            ));
+        }
+        Ok(training)
+    }
+
+    fn epochs(&self) -> usize {
+        let per_epoch = self.batches_per_epoch.div_ceil(self.config.optimizer.grad_accumulation);
+        match self.config.run.max_steps {
+            Some(max) => max.div_ceil(per_epoch.max(1)).max(1),
+            None => self.config.run.epochs,
+        }
+    }
+
+    fn guard(&self, interrupter: burn::train::Interrupter) -> StepGuard {
+        let policy = if self.options.skip_nonfinite { NonFinitePolicy::Skip } else { NonFinitePolicy::Stop };
+        StepGuard::new(policy, interrupter, self.config.optimizer.max_grad_norm, self.config.optimizer.grad_accumulation)
+    }
+
+    fn check_guard(&self, guard: &StepGuard) -> Result<()> {
+        let bad = guard.non_finite.lock().expect("guard lock").clone();
+        if let Some((step, value)) = bad.first()
+            && !self.options.skip_nonfinite
+        {
+            bail!(
+                "training stopped: the loss became {value} at micro-batch {step}. The last good checkpoint in {} \
+                 is intact; lower optimizer.lr, set optimizer.max_grad_norm, or pass --skip-nonfinite to skip such steps",
+                checkpoint_dir(&self.config.run.output_dir).display()
+            );
+        }
+        if !bad.is_empty() {
+            eprintln!("warning: skipped {} optimizer steps with a non-finite loss (first at micro-batch {})", bad.len(), bad[0].0);
+        }
+        Ok(())
+    }
+
+    /// The model record of the best kept epoch (lowest validation loss), else the last.
+    fn best_record(&self) -> Option<(usize, ModuleRecord)> {
+        let dir = &self.config.run.output_dir;
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
+        let mut rows: Vec<(usize, f64)> = csv
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let cols: Vec<&str> = line.split(',').collect();
+                (cols.get(2) == Some(&"valid")).then_some(())?;
+                Some((cols.get(1)?.parse().ok()?, cols.get(3)?.parse().ok()?))
+            })
+            .collect();
+        rows.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let ckpt = checkpoint_dir(dir);
+        rows.into_iter().find_map(|(epoch, _)| {
+            let checkpointer = AtomicFileCheckpointer::new(&ckpt, "model");
+            Checkpointer::<ModuleRecord>::restore(&checkpointer, epoch).ok().map(|r| (epoch, r))
+        })
+    }
+
+    /// Exports the best kept epoch (else the final model) of the wrapped `step` model as an HF
+    /// directory, with its preprocessing, and draws the curves.
+    fn finish<W: burn::module::Module, M: PretrainedViT>(&self, step: W, inner: impl Fn(W) -> M) -> Result<PathBuf> {
+        let dir = &self.config.run.output_dir;
+        let best = dir.join("best");
+        let step = match self.best_record() {
+            Some((epoch, record)) => match step.clone().try_load_record(record) {
+                Ok(loaded) => {
+                    eprintln!("exporting the best epoch ({epoch}) to {}", best.display());
+                    loaded
+                }
+                Err(e) => {
+                    eprintln!("warning: cannot reload epoch {epoch} ({e:?}); exporting the final model");
+                    step
+                }
+            },
+            None => step,
+        };
+        let model = inner(step);
+        model.save_pretrained(&self.vit_config, &best).context("cannot export the model")?;
+        self.processor.save(&best).context("cannot write preprocessor_config.json")?;
+        if let Err(e) = crate::curves::write_curves(&dir.join("metrics.csv"), &dir.join("curves.png")) {
+            eprintln!("warning: no curves.png: {e:#}");
+        }
+        Ok(best)
+    }
+}
+
+/// The model configuration a run will use (read from `model.pretrained`, or the preset).
+fn model_config(config: &RunConfig, classes: &[String]) -> Result<ViTConfig> {
+    match &config.model.pretrained {
+        Some(dir) => ViTConfig::load(dir).with_context(|| format!("model.pretrained: {}", dir.display())),
+        None => preset_config(config, classes),
+    }
+}
+
+/// Runs the training described by `config`.
+pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
+    let device = parse_device(&config.run.device)?;
+    device.seed(config.run.seed);
+    let train_device = device.clone().autodiff();
+    let resume_epoch = prepare_output_dir(&config, &options)?;
+    if let Some(epoch) = resume_epoch {
+        eprintln!("resuming {} from epoch {epoch}", config.run.output_dir.display());
+    }
+
+    let data = open_datasets(&config.data, config.run.seed)?;
+    let seed = config.run.seed;
+    let planned = model_config(&config, &data.classes)?;
+    let processor = processor(&config.data, planned.num_channels)?;
+    let mask = (config.task == Task::Simmim).then_some((config.data.mask_patch_size, planned.patch_size));
+    let (train_batcher, eval_batcher) = batchers(&config.data, &processor, seed, mask)?;
+    let start_epoch = resume_epoch.unwrap_or(0) as u64;
+    let eval_batch = config.data.eval_batch_size.unwrap_or(config.data.batch_size);
+    let classes = data.classes.clone();
+    let train_loader =
+        EpochLoader::new(data.train, train_batcher, config.data.batch_size, Some(seed), start_epoch, train_device.clone());
+    let batches_per_epoch = train_loader.num_batches();
+    let valid_loader = EpochLoader::new(data.valid, eval_batcher, eval_batch, None, 0, train_device.clone());
+    let steps = total_steps(batches_per_epoch, config.optimizer.grad_accumulation, config.run.epochs, config.run.max_steps);
+    let optimizer = build_optimizer(&config.optimizer)?;
+    let scheduler = build_schedule(&config.optimizer, steps, planned.num_hidden_layers)?;
+    let mut launch = Launch {
+        config: config.clone(),
+        vit_config: planned,
+        processor,
+        train: Arc::new(train_loader),
+        valid: Arc::new(valid_loader),
+        total_steps: steps,
+        batches_per_epoch,
+        resume_epoch,
+        options,
+    };
+
+    let exported = match config.task {
+        Task::Classification => {
+            let (mut model, vit_config) = load_classifier(&config, &classes, &train_device)?;
+            launch.vit_config = vit_config;
+            model.label_smoothing = config.optimizer.label_smoothing as f32;
+            let mut training = launch
+                .training::<ClassifierStep>()?
+                .metrics((AccuracyMetric::new(), LossMetric::new()))
+                .metric_train_numeric(LearningRateMetric::new());
+            if classes.len() > 5 {
+                training = training
+                    .metric_train_numeric(TopKAccuracyMetric::new(5))
+                    .metric_valid_numeric(TopKAccuracyMetric::new(5));
+            }
+            let guard = launch.guard(training.interrupter());
+            let step = ClassifierStep {
+                model,
+                interpolate_pos_encoding: config.model.interpolate_pos_encoding,
+                guard: Some(guard.clone()),
+            };
+            let result = training.launch(Learner::new(step, optimizer, scheduler));
+            launch.check_guard(&guard)?;
+            if let Some(error) = result.error {
+                bail!("training failed: {error}");
+            }
+            launch.finish(result.model, |s: ClassifierStep| s.model)?
+        }
+        Task::Simmim => {
+            let (model, vit_config) = load_simmim(&config, &classes, &train_device)?;
+            launch.vit_config = vit_config;
+            let training = launch
+                .training::<SimMimStep>()?
+                .metrics((LossMetric::new(),))
+                .metric_train_numeric(LearningRateMetric::new());
+            let guard = launch.guard(training.interrupter());
+            let step = SimMimStep { model, guard: Some(guard.clone()) };
+            let result = training.launch(Learner::new(step, optimizer, scheduler));
+            launch.check_guard(&guard)?;
+            if let Some(error) = result.error {
+                bail!("training failed: {error}");
+            }
+            launch.finish(result.model, |s: SimMimStep| s.model)?
+        }
+    };
+    Ok(TrainSummary { output_dir: config.run.output_dir.clone(), exported, resumed_from: resume_epoch })
+}
