@@ -39,7 +39,9 @@ impl Augmentation {
             }
             "pad-crop" | "pad-crop-flip" => Ok(Augmentation::PadCropFlip { padding: 4 }),
             _ => {
-                if let Some(p) = t.strip_prefix("pad-crop:").or_else(|| t.strip_prefix("pad-crop-flip:"))
+                if let Some(p) = t
+                    .strip_prefix("pad-crop:")
+                    .or_else(|| t.strip_prefix("pad-crop-flip:"))
                     && let Ok(padding) = p.parse()
                 {
                     return Ok(Augmentation::PadCropFlip { padding });
@@ -82,7 +84,10 @@ pub struct RandomResizedCrop {
 
 impl Default for RandomResizedCrop {
     fn default() -> Self {
-        RandomResizedCrop { scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) }
+        RandomResizedCrop {
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+        }
     }
 }
 
@@ -103,19 +108,38 @@ impl RandomResizedCrop {
                 let (w, h) = (w as u32, h as u32);
                 let top = rng.random_range(0..=height - h);
                 let left = rng.random_range(0..=width - w);
-                return CropBox { left, top, width: w, height: h };
+                return CropBox {
+                    left,
+                    top,
+                    width: w,
+                    height: h,
+                };
             }
         }
         let in_ratio = w_img / h_img;
-        let (min_r, max_r) = (self.ratio.0.min(self.ratio.1), self.ratio.0.max(self.ratio.1));
+        let (min_r, max_r) = (
+            self.ratio.0.min(self.ratio.1),
+            self.ratio.0.max(self.ratio.1),
+        );
         let (w, h) = if in_ratio < min_r {
-            (width, ((w_img / min_r).round_ties_even() as u32).clamp(1, height))
+            (
+                width,
+                ((w_img / min_r).round_ties_even() as u32).clamp(1, height),
+            )
         } else if in_ratio > max_r {
-            (((h_img * max_r).round_ties_even() as u32).clamp(1, width), height)
+            (
+                ((h_img * max_r).round_ties_even() as u32).clamp(1, width),
+                height,
+            )
         } else {
             (width, height)
         };
-        CropBox { left: (width - w) / 2, top: (height - h) / 2, width: w, height: h }
+        CropBox {
+            left: (width - w) / 2,
+            top: (height - h) / 2,
+            width: w,
+            height: h,
+        }
     }
 
     /// Crops with [`params`](Self::params) and resizes the crop to `size` with `resample`.
@@ -134,14 +158,22 @@ impl RandomResizedCrop {
 
 /// Uniform in `[lo, hi)` (or `lo` when the range is empty), like `torch.empty(1).uniform_`.
 fn uniform<R: Rng + ?Sized>(rng: &mut R, lo: f64, hi: f64) -> f64 {
-    if hi > lo { rng.random_range(lo..hi) } else { lo }
+    if hi > lo {
+        rng.random_range(lo..hi)
+    } else {
+        lo
+    }
 }
 
 fn check_not_empty(image: &RgbImage) -> Result<()> {
     if image.width() == 0 || image.height() == 0 {
         return Err(DataError::setting(
             "image",
-            format!("cannot augment a {}x{} image", image.width(), image.height()),
+            format!(
+                "cannot augment a {}x{} image",
+                image.width(),
+                image.height()
+            ),
         ));
     }
     Ok(())
@@ -220,7 +252,11 @@ pub fn center_crop(image: &RgbImage, size: ImageSize) -> RgbImage {
 
 /// torchvision `Resize(shortest_edge)`: the shorter side becomes `shortest_edge`, the longer one
 /// `int(shortest_edge * long / short)`.
-pub fn resize_shortest_edge(image: &RgbImage, shortest_edge: u32, resample: Resample) -> Result<RgbImage> {
+pub fn resize_shortest_edge(
+    image: &RgbImage,
+    shortest_edge: u32,
+    resample: Resample,
+) -> Result<RgbImage> {
     check_not_empty(image)?;
     let (w, h) = (image.width() as u64, image.height() as u64);
     let (nw, nh) = if w <= h {
@@ -228,7 +264,10 @@ pub fn resize_shortest_edge(image: &RgbImage, shortest_edge: u32, resample: Resa
     } else {
         (shortest_edge as u64 * w / h, shortest_edge as u64)
     };
-    let (nw, nh) = (nw.clamp(1, u32::MAX as u64) as u32, nh.clamp(1, u32::MAX as u64) as u32);
+    let (nw, nh) = (
+        nw.clamp(1, u32::MAX as u64) as u32,
+        nh.clamp(1, u32::MAX as u64) as u32,
+    );
     resize_rgb(image, None, nw, nh, resample)
 }
 
@@ -256,12 +295,20 @@ pub enum TransformKind {
 impl Transform {
     /// A training transform.
     pub fn train(size: ImageSize, resample: Resample, augmentation: Augmentation) -> Self {
-        Transform { size, resample, kind: TransformKind::Train(augmentation) }
+        Transform {
+            size,
+            resample,
+            kind: TransformKind::Train(augmentation),
+        }
     }
 
     /// An evaluation transform.
     pub fn eval(size: ImageSize, resample: Resample, resize: EvalResize) -> Self {
-        Transform { size, resample, kind: TransformKind::Eval(resize) }
+        Transform {
+            size,
+            resample,
+            kind: TransformKind::Eval(resize),
+        }
     }
 
     /// A training transform to `processor`'s size with its resample filter.
@@ -279,27 +326,38 @@ impl Transform {
     pub fn is_random(&self) -> bool {
         matches!(
             self.kind,
-            TransformKind::Train(Augmentation::RandomResizedCropFlip | Augmentation::PadCropFlip { .. })
+            TransformKind::Train(
+                Augmentation::RandomResizedCropFlip | Augmentation::PadCropFlip { .. }
+            )
         )
     }
 
     /// Applies the transform; the result is `size`.
     pub fn apply<R: Rng + ?Sized>(&self, image: &RgbImage, rng: &mut R) -> Result<RgbImage> {
         check_not_empty(image)?;
-        let exact = |img: &RgbImage| resize_rgb(img, None, self.size.width, self.size.height, self.resample);
+        let exact = |img: &RgbImage| {
+            resize_rgb(img, None, self.size.width, self.size.height, self.resample)
+        };
         match self.kind {
-            TransformKind::Eval(EvalResize::Exact) | TransformKind::Train(Augmentation::None) => exact(image),
+            TransformKind::Eval(EvalResize::Exact) | TransformKind::Train(Augmentation::None) => {
+                exact(image)
+            }
             TransformKind::Eval(EvalResize::ShortestEdgeCenterCrop { shortest_edge }) => {
-                Ok(center_crop(&resize_shortest_edge(image, shortest_edge, self.resample)?, self.size))
+                Ok(center_crop(
+                    &resize_shortest_edge(image, shortest_edge, self.resample)?,
+                    self.size,
+                ))
             }
             TransformKind::Train(Augmentation::RandomResizedCropFlip) => {
-                let mut out = RandomResizedCrop::default().apply(image, self.size, self.resample, rng)?;
+                let mut out =
+                    RandomResizedCrop::default().apply(image, self.size, self.resample, rng)?;
                 random_hflip(&mut out, 0.5, rng);
                 Ok(out)
             }
             TransformKind::Train(Augmentation::PadCropFlip { padding }) => {
                 let resized;
-                let base = if image.width() == self.size.width && image.height() == self.size.height {
+                let base = if image.width() == self.size.width && image.height() == self.size.height
+                {
                     image
                 } else {
                     resized = exact(image)?;

@@ -67,7 +67,13 @@ impl CifarKind {
     pub fn data_files(self, split: CifarSplit) -> Vec<&'static str> {
         match (self, split) {
             (CifarKind::Cifar10, CifarSplit::Train) => {
-                vec!["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"]
+                vec![
+                    "data_batch_1.bin",
+                    "data_batch_2.bin",
+                    "data_batch_3.bin",
+                    "data_batch_4.bin",
+                    "data_batch_5.bin",
+                ]
             }
             (CifarKind::Cifar10, CifarSplit::Test) => vec!["test_batch.bin"],
             (_, CifarSplit::Train) => vec!["train.bin"],
@@ -136,7 +142,11 @@ impl CifarKind {
         files.extend(self.data_files(CifarSplit::Test));
         files.push(self.names_file());
         if self != CifarKind::Cifar10 {
-            files.push(if self == CifarKind::Cifar100Fine { "coarse_label_names.txt" } else { "fine_label_names.txt" });
+            files.push(if self == CifarKind::Cifar100Fine {
+                "coarse_label_names.txt"
+            } else {
+                "fine_label_names.txt"
+            });
         }
         DataError::NotFound {
             path: folder.join(file),
@@ -163,7 +173,10 @@ pub struct Cifar {
 
 impl std::fmt::Debug for Cifar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cifar").field("kind", &self.kind).field("images", &self.labels.len()).finish()
+        f.debug_struct("Cifar")
+            .field("kind", &self.kind)
+            .field("images", &self.labels.len())
+            .finish()
     }
 }
 
@@ -176,8 +189,12 @@ impl Cifar {
             std::io::ErrorKind::NotFound => kind.missing(&folder, kind.names_file()),
             _ => DataError::io("cannot read", &names_path, e),
         })?;
-        let classes: Vec<String> =
-            names.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+        let classes: Vec<String> = names
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
         if classes.len() != kind.num_classes() {
             return Err(DataError::Layout {
                 path: names_path,
@@ -188,7 +205,12 @@ impl Cifar {
                 ),
             });
         }
-        let mut cifar = Cifar { kind, pixels: Vec::new(), labels: Vec::new(), classes };
+        let mut cifar = Cifar {
+            kind,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            classes,
+        };
         for file in kind.data_files(split) {
             let path = folder.join(file);
             let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
@@ -202,8 +224,18 @@ impl Cifar {
 
     /// Parses records from `bytes` (the content of the file `origin`, named in errors) with
     /// the given class names.
-    pub fn from_records(kind: CifarKind, bytes: &[u8], origin: &Path, classes: Vec<String>) -> Result<Self> {
-        let mut cifar = Cifar { kind, pixels: Vec::new(), labels: Vec::new(), classes };
+    pub fn from_records(
+        kind: CifarKind,
+        bytes: &[u8],
+        origin: &Path,
+        classes: Vec<String>,
+    ) -> Result<Self> {
+        let mut cifar = Cifar {
+            kind,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            classes,
+        };
         cifar.append_records(bytes, origin)?;
         Ok(cifar)
     }
@@ -235,7 +267,8 @@ impl Cifar {
                 });
             }
             self.labels.push(label);
-            self.pixels.extend_from_slice(&rec[self.kind.label_bytes()..]);
+            self.pixels
+                .extend_from_slice(&rec[self.kind.label_bytes()..]);
         }
         Ok(())
     }
@@ -247,7 +280,9 @@ impl Cifar {
 
     /// Image `index` as a 32x32 RGB image (`None` when out of range).
     pub fn image(&self, index: usize) -> Option<RgbImage> {
-        let planes = self.pixels.get(index * CIFAR_IMAGE_BYTES..(index + 1) * CIFAR_IMAGE_BYTES)?;
+        let planes = self
+            .pixels
+            .get(index * CIFAR_IMAGE_BYTES..(index + 1) * CIFAR_IMAGE_BYTES)?;
         let (r, rest) = planes.split_at(1024);
         let (g, b) = rest.split_at(1024);
         let mut hwc = Vec::with_capacity(CIFAR_IMAGE_BYTES);
@@ -271,7 +306,12 @@ impl Cifar {
 /// The training and test datasets of CIFAR `kind` under `root` (the extracted folder or its
 /// parent), downloading the official archive first when `download` is set and the files are
 /// missing.
-pub fn load_cifar(root: &Path, kind: CifarKind, download: bool, show_progress: bool) -> Result<(ImageDataset, ImageDataset)> {
+pub fn load_cifar(
+    root: &Path,
+    kind: CifarKind,
+    download: bool,
+    show_progress: bool,
+) -> Result<(ImageDataset, ImageDataset)> {
     if download {
         crate::download::download_cifar(kind, root, None, None, show_progress)?;
     }
@@ -292,7 +332,13 @@ impl ImageSource for Cifar {
 
     fn load(&self, index: usize) -> Result<Arc<RgbImage>> {
         self.image(index).map(Arc::new).ok_or_else(|| {
-            DataError::setting("index", format!("image {index} is out of range ({} images)", self.labels.len()))
+            DataError::setting(
+                "index",
+                format!(
+                    "image {index} is out of range ({} images)",
+                    self.labels.len()
+                ),
+            )
         })
     }
 

@@ -24,7 +24,12 @@ impl MaskGenerator {
     /// Checks the sizes (`input_size` divisible by `mask_patch_size`, which is divisible by
     /// `model_patch_size`) and that the ratio masks at least one cell but not all of them.
     /// `run_mim.py` defaults: 192, 32, 4 (the model's patch size), 0.6.
-    pub fn new(input_size: u32, mask_patch_size: u32, model_patch_size: u32, mask_ratio: f64) -> Result<Self> {
+    pub fn new(
+        input_size: u32,
+        mask_patch_size: u32,
+        model_patch_size: u32,
+        mask_ratio: f64,
+    ) -> Result<Self> {
         for (name, v) in [
             ("image_size", input_size),
             ("mask_patch_size", mask_patch_size),
@@ -69,7 +74,11 @@ impl MaskGenerator {
                     "masks {mask_count} of {cells} mask cells ({input_size}px image, \
                      {mask_patch_size}px mask patches, ratio {mask_ratio}): {}; use a smaller \
                      mask_patch_size (more cells) or another ratio",
-                    if mask_count == 0 { "nothing would be masked" } else { "everything would be masked, leaving nothing visible" }
+                    if mask_count == 0 {
+                        "nothing would be masked"
+                    } else {
+                        "everything would be masked, leaving nothing visible"
+                    }
                 ),
             ));
         }
@@ -102,7 +111,12 @@ impl MaskGenerator {
 
     /// The settings: `(input_size, mask_patch_size, model_patch_size, mask_ratio)`.
     pub fn settings(&self) -> (u32, u32, u32, f64) {
-        (self.input_size, self.mask_patch_size, self.model_patch_size, self.mask_ratio)
+        (
+            self.input_size,
+            self.mask_patch_size,
+            self.model_patch_size,
+            self.mask_ratio,
+        )
     }
 
     /// The mask of sample `index` in `epoch` for run `seed` (true = masked), row-major over the

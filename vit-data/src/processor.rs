@@ -114,15 +114,24 @@ impl ImageProcessor {
 
     /// Parses the JSON text of a `preprocessor_config.json`; `origin` names it in errors.
     pub fn from_json_str(text: &str, origin: &Path, num_channels: usize) -> Result<Self> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|source| DataError::Json { path: origin.to_path_buf(), source })?;
+        let value: Value = serde_json::from_str(text).map_err(|source| DataError::Json {
+            path: origin.to_path_buf(),
+            source,
+        })?;
         let Value::Object(map) = value else {
             return Err(field_error(origin, "(top level)", "must be a JSON object"));
         };
-        let fields = Fields { map: &map, path: origin };
+        let fields = Fields {
+            map: &map,
+            path: origin,
+        };
         let defaults = Self::new(224, 224).with_num_channels(num_channels);
-        let mean = fields.stats("image_mean", num_channels)?.unwrap_or(defaults.image_mean);
-        let std = fields.stats("image_std", num_channels)?.unwrap_or(defaults.image_std);
+        let mean = fields
+            .stats("image_mean", num_channels)?
+            .unwrap_or(defaults.image_mean);
+        let std = fields
+            .stats("image_std", num_channels)?
+            .unwrap_or(defaults.image_std);
         let processor = ImageProcessor {
             do_resize: fields.bool("do_resize")?.unwrap_or(true),
             size: fields.size()?.unwrap_or(defaults.size),
@@ -135,7 +144,11 @@ impl ImageProcessor {
             num_channels,
         };
         if let Err(DataError::InvalidSetting { name, message }) = processor.validate() {
-            return Err(DataError::ConfigField { path: origin.to_path_buf(), field: name, message });
+            return Err(DataError::ConfigField {
+                path: origin.to_path_buf(),
+                field: name,
+                message,
+            });
         }
         Ok(processor)
     }
@@ -158,8 +171,11 @@ impl ImageProcessor {
     /// Writes `<model_dir>/preprocessor_config.json`.
     pub fn save(&self, model_dir: &Path) -> Result<PathBuf> {
         let path = model_dir.join(PREPROCESSOR_CONFIG);
-        let mut text = serde_json::to_string_pretty(&self.to_json())
-            .map_err(|source| DataError::Json { path: path.clone(), source })?;
+        let mut text =
+            serde_json::to_string_pretty(&self.to_json()).map_err(|source| DataError::Json {
+                path: path.clone(),
+                source,
+            })?;
         text.push('\n');
         std::fs::write(&path, text).map_err(|e| DataError::io("cannot write", &path, e))?;
         Ok(path)
@@ -171,16 +187,28 @@ impl ImageProcessor {
         if self.num_channels != 1 && self.num_channels != 3 {
             return Err(DataError::setting(
                 "num_channels",
-                format!("is {}; only 1 (grayscale) or 3 (RGB) are supported", self.num_channels),
+                format!(
+                    "is {}; only 1 (grayscale) or 3 (RGB) are supported",
+                    self.num_channels
+                ),
             ));
         }
         if self.size.height == 0 || self.size.width == 0 {
-            return Err(DataError::setting("size", "height and width must be positive"));
+            return Err(DataError::setting(
+                "size",
+                "height and width must be positive",
+            ));
         }
         if !self.rescale_factor.is_finite() {
-            return Err(DataError::setting("rescale_factor", "must be a finite number"));
+            return Err(DataError::setting(
+                "rescale_factor",
+                "must be a finite number",
+            ));
         }
-        for (name, stats) in [("image_mean", &self.image_mean), ("image_std", &self.image_std)] {
+        for (name, stats) in [
+            ("image_mean", &self.image_mean),
+            ("image_std", &self.image_std),
+        ] {
             if stats.len() != self.num_channels {
                 return Err(DataError::setting(
                     name,
@@ -216,12 +244,19 @@ impl ImageProcessor {
         self.validate()?;
         let resized;
         let image = if self.do_resize {
-            resized = resize_rgb(image, None, self.size.width, self.size.height, self.resample)?;
+            resized = resize_rgb(
+                image,
+                None,
+                self.size.width,
+                self.size.height,
+                self.resample,
+            )?;
             &resized
         } else {
             image
         };
-        let mut out = vec![0.0; self.num_channels * image.width() as usize * image.height() as usize];
+        let mut out =
+            vec![0.0; self.num_channels * image.width() as usize * image.height() as usize];
         self.normalizer()?.apply(image, &mut out);
         Ok(out)
     }
@@ -271,7 +306,11 @@ impl Normalizer {
     /// If `out` has the wrong length (a programming error, not reachable from user data).
     pub fn apply(&self, image: &RgbImage, out: &mut [f32]) {
         let plane = image.width() as usize * image.height() as usize;
-        assert_eq!(out.len(), plane * self.tables.len(), "Normalizer::apply: output length");
+        assert_eq!(
+            out.len(),
+            plane * self.tables.len(),
+            "Normalizer::apply: output length"
+        );
         if self.tables.len() == 1 {
             let table = &self.tables[0];
             for (dst, px) in out.iter_mut().zip(image.pixels()) {
@@ -291,7 +330,11 @@ impl Normalizer {
 }
 
 fn field_error(path: &Path, field: &str, message: impl Into<String>) -> DataError {
-    DataError::ConfigField { path: path.to_path_buf(), field: field.into(), message: message.into() }
+    DataError::ConfigField {
+        path: path.to_path_buf(),
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Typed access to the fields of a `preprocessor_config.json` object, with errors naming the
@@ -329,9 +372,14 @@ impl Fields<'_> {
     }
 
     fn resample(&self) -> Result<Option<Resample>> {
-        let Some(v) = self.get("resample") else { return Ok(None) };
+        let Some(v) = self.get("resample") else {
+            return Ok(None);
+        };
         let code = v.as_i64().ok_or_else(|| {
-            self.err("resample", format!("must be a Pillow filter code (0-5), found {v}"))
+            self.err(
+                "resample",
+                format!("must be a Pillow filter code (0-5), found {v}"),
+            )
         })?;
         Resample::from_pil(code).map(Some).ok_or_else(|| {
             self.err(
@@ -342,17 +390,25 @@ impl Fields<'_> {
     }
 
     fn stats(&self, name: &str, num_channels: usize) -> Result<Option<Vec<f32>>> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
         if let Some(x) = v.as_f64() {
             return Ok(Some(vec![x as f32; num_channels]));
         }
         let list = v.as_array().ok_or_else(|| {
-            self.err(name, format!("must be a list of {num_channels} numbers, found {v}"))
+            self.err(
+                name,
+                format!("must be a list of {num_channels} numbers, found {v}"),
+            )
         })?;
         list.iter()
             .map(|x| {
                 x.as_f64().map(|x| x as f32).ok_or_else(|| {
-                    self.err(name, format!("must be a list of numbers, found element {x}"))
+                    self.err(
+                        name,
+                        format!("must be a list of numbers, found element {x}"),
+                    )
                 })
             })
             .collect::<Result<Vec<_>>>()
@@ -360,26 +416,45 @@ impl Fields<'_> {
     }
 
     fn size(&self) -> Result<Option<ImageSize>> {
-        let Some(v) = self.get("size") else { return Ok(None) };
+        let Some(v) = self.get("size") else {
+            return Ok(None);
+        };
         let dim = |x: &Value, what: &str| -> Result<u32> {
             x.as_u64()
                 .filter(|&n| n > 0 && n <= u32::MAX as u64)
                 .map(|n| n as u32)
-                .ok_or_else(|| self.err("size", format!("{what} must be a positive integer, found {x}")))
+                .ok_or_else(|| {
+                    self.err(
+                        "size",
+                        format!("{what} must be a positive integer, found {x}"),
+                    )
+                })
         };
         match v {
             Value::Number(_) => {
                 let n = dim(v, "size")?;
-                Ok(Some(ImageSize { height: n, width: n }))
+                Ok(Some(ImageSize {
+                    height: n,
+                    width: n,
+                }))
             }
             Value::Object(obj) => {
                 if let (Some(h), Some(w)) = (obj.get("height"), obj.get("width")) {
-                    Ok(Some(ImageSize { height: dim(h, "height")?, width: dim(w, "width")? }))
+                    Ok(Some(ImageSize {
+                        height: dim(h, "height")?,
+                        width: dim(w, "width")?,
+                    }))
                 } else if let Some(s) = obj.get("shortest_edge") {
                     let n = dim(s, "shortest_edge")?;
-                    Ok(Some(ImageSize { height: n, width: n }))
+                    Ok(Some(ImageSize {
+                        height: n,
+                        width: n,
+                    }))
                 } else {
-                    Err(self.err("size", "must be {\"height\": H, \"width\": W} or an integer"))
+                    Err(self.err(
+                        "size",
+                        "must be {\"height\": H, \"width\": W} or an integer",
+                    ))
                 }
             }
             other => Err(self.err(

@@ -186,7 +186,11 @@ fn coeffs(in_size: usize, out_size: usize, filter: Resample) -> Coeffs {
         for (x, w) in weights.iter().enumerate().take(n) {
             let v = if ww != 0.0 { w / ww } else { *w };
             let fixed = v * (1u32 << PRECISION_BITS) as f64;
-            kk[xx * ksize + x] = if v < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
+            kk[xx * ksize + x] = if v < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
         }
         bounds.push((xmin as usize, n));
     }
@@ -201,7 +205,13 @@ fn clip8(v: i32) -> u8 {
 const HALF: i32 = 1 << (PRECISION_BITS - 1);
 
 /// Horizontal pass over `rows` of `src` (row stride `stride` pixels, first column `left`).
-fn horizontal(src: &[u8], stride: usize, left: usize, rows: std::ops::Range<usize>, c: &Coeffs) -> Vec<u8> {
+fn horizontal(
+    src: &[u8],
+    stride: usize,
+    left: usize,
+    rows: std::ops::Range<usize>,
+    c: &Coeffs,
+) -> Vec<u8> {
     let out_w = c.bounds.len();
     let mut out = vec![0u8; rows.len() * out_w * 3];
     for (dst_row, y) in out.chunks_exact_mut(out_w * 3).zip(rows) {
@@ -226,7 +236,14 @@ fn horizontal(src: &[u8], stride: usize, left: usize, rows: std::ops::Range<usiz
 
 /// Vertical pass: output row `yy` mixes source rows `top + bounds[yy].0 ..`, columns
 /// `left .. left + width`.
-fn vertical(src: &[u8], stride: usize, left: usize, top: usize, width: usize, c: &Coeffs) -> Vec<u8> {
+fn vertical(
+    src: &[u8],
+    stride: usize,
+    left: usize,
+    top: usize,
+    width: usize,
+    c: &Coeffs,
+) -> Vec<u8> {
     let out_h = c.bounds.len();
     let mut out = vec![0u8; out_h * width * 3];
     let mut acc = vec![0i32; width * 3];
@@ -263,7 +280,13 @@ fn nearest_table(in_size: usize, out_size: usize) -> Vec<usize> {
 
 /// Resizes `src` (or the `crop` rectangle of it, as if cropped first) to `width`x`height` with
 /// `resample`, exactly like Pillow's `Image.resize((width, height), resample)` on RGB.
-pub fn resize_rgb(src: &RgbImage, crop: Option<CropBox>, width: u32, height: u32, resample: Resample) -> Result<RgbImage> {
+pub fn resize_rgb(
+    src: &RgbImage,
+    crop: Option<CropBox>,
+    width: u32,
+    height: u32,
+    resample: Resample,
+) -> Result<RgbImage> {
     let fail = |message: String| DataError::Resize {
         width: src.width(),
         height: src.height(),
@@ -274,7 +297,12 @@ pub fn resize_rgb(src: &RgbImage, crop: Option<CropBox>, width: u32, height: u32
     if src.width() == 0 || src.height() == 0 || width == 0 || height == 0 {
         return Err(fail("sizes must be positive".into()));
     }
-    let crop = crop.unwrap_or(CropBox { left: 0, top: 0, width: src.width(), height: src.height() });
+    let crop = crop.unwrap_or(CropBox {
+        left: 0,
+        top: 0,
+        width: src.width(),
+        height: src.height(),
+    });
     if crop.width == 0
         || crop.height == 0
         || crop.left as u64 + crop.width as u64 > src.width() as u64
@@ -306,11 +334,15 @@ pub fn resize_rgb(src: &RgbImage, crop: Option<CropBox>, width: u32, height: u32
             (false, false) => {
                 let mut out = Vec::with_capacity(cw * ch * 3);
                 for y in top..top + ch {
-                    out.extend_from_slice(&raw[(y * stride + left) * 3..(y * stride + left + cw) * 3]);
+                    out.extend_from_slice(
+                        &raw[(y * stride + left) * 3..(y * stride + left + cw) * 3],
+                    );
                 }
                 out
             }
-            (true, false) => horizontal(raw, stride, left, top..top + ch, &coeffs(cw, ow, resample)),
+            (true, false) => {
+                horizontal(raw, stride, left, top..top + ch, &coeffs(cw, ow, resample))
+            }
             (false, true) => vertical(raw, stride, left, top, cw, &coeffs(ch, oh, resample)),
             (true, true) => {
                 let hc = coeffs(cw, ow, resample);
@@ -326,7 +358,8 @@ pub fn resize_rgb(src: &RgbImage, crop: Option<CropBox>, width: u32, height: u32
             }
         }
     };
-    RgbImage::from_raw(width, height, pixels).ok_or_else(|| fail("internal error: wrong buffer size".into()))
+    RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| fail("internal error: wrong buffer size".into()))
 }
 
 #[cfg(test)]
@@ -336,20 +369,46 @@ mod tests {
     #[test]
     fn identity_and_constant_images() {
         let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 9]));
-        for r in [Resample::Nearest, Resample::Bilinear, Resample::Bicubic, Resample::Lanczos, Resample::Box, Resample::Hamming] {
+        for r in [
+            Resample::Nearest,
+            Resample::Bilinear,
+            Resample::Bicubic,
+            Resample::Lanczos,
+            Resample::Box,
+            Resample::Hamming,
+        ] {
             assert_eq!(resize_rgb(&img, None, 7, 5, r).unwrap(), img, "{r:?}");
             let flat = RgbImage::from_pixel(13, 11, image::Rgb([200, 3, 77]));
             let out = resize_rgb(&flat, None, 5, 17, r).unwrap();
             assert!(out.pixels().all(|p| p.0 == [200, 3, 77]), "{r:?}");
         }
         // A crop is the same as cropping first.
-        let crop = CropBox { left: 2, top: 1, width: 4, height: 3 };
+        let crop = CropBox {
+            left: 2,
+            top: 1,
+            width: 4,
+            height: 3,
+        };
         let cropped = image::imageops::crop_imm(&img, 2, 1, 4, 3).to_image();
         assert_eq!(
             resize_rgb(&img, Some(crop), 9, 2, Resample::Bicubic).unwrap(),
             resize_rgb(&cropped, None, 9, 2, Resample::Bicubic).unwrap()
         );
-        assert!(resize_rgb(&img, Some(CropBox { left: 5, top: 0, width: 4, height: 1 }), 2, 2, Resample::Bilinear).is_err());
+        assert!(
+            resize_rgb(
+                &img,
+                Some(CropBox {
+                    left: 5,
+                    top: 0,
+                    width: 4,
+                    height: 1
+                }),
+                2,
+                2,
+                Resample::Bilinear
+            )
+            .is_err()
+        );
     }
 
     #[test]

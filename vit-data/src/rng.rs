@@ -39,12 +39,30 @@ mod tests {
     #[test]
     fn keyed_and_independent() {
         let draw = |s, e, i, st| sample_rng(s, e, i, st).random::<u64>();
-        assert_eq!(draw(1, 2, 3, RngStream::Augment), draw(1, 2, 3, RngStream::Augment));
-        assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(1, 2, 4, RngStream::Augment));
-        assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(1, 3, 3, RngStream::Augment));
-        assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(2, 2, 3, RngStream::Augment));
-        assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(1, 2, 3, RngStream::Mask));
+        assert_eq!(
+            draw(1, 2, 3, RngStream::Augment),
+            draw(1, 2, 3, RngStream::Augment)
+        );
+        assert_ne!(
+            draw(1, 2, 3, RngStream::Augment),
+            draw(1, 2, 4, RngStream::Augment)
+        );
+        assert_ne!(
+            draw(1, 2, 3, RngStream::Augment),
+            draw(1, 3, 3, RngStream::Augment)
+        );
+        assert_ne!(
+            draw(1, 2, 3, RngStream::Augment),
+            draw(2, 2, 3, RngStream::Augment)
+        );
+        assert_ne!(
+            draw(1, 2, 3, RngStream::Augment),
+            draw(1, 2, 3, RngStream::Mask)
+        );
         // swapping epoch and index gives another stream
-        assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(1, 3, 2, RngStream::Augment));
+        assert_ne!(
+            draw(1, 2, 3, RngStream::Augment),
+            draw(1, 3, 2, RngStream::Augment)
+        );
     }
 }

@@ -34,7 +34,12 @@ pub fn write_curves(metrics_csv: &Path, out_png: &Path) -> Result<()> {
 ///
 /// A CSV holding only the header (no rows yet) gives a valid PNG whose panels say "no data";
 /// a missing, empty or header-less file is an error.
-pub fn write_curves_sized(metrics_csv: &Path, out_png: &Path, width: u32, height: u32) -> Result<()> {
+pub fn write_curves_sized(
+    metrics_csv: &Path,
+    out_png: &Path,
+    width: u32,
+    height: u32,
+) -> Result<()> {
     if width < MIN_SIZE.0 || height < MIN_SIZE.1 {
         bail!(
             "curve image size {width}x{height} is too small (minimum {}x{})",
@@ -74,9 +79,14 @@ struct Row {
 /// ignored). Rows whose step does not parse (e.g. a line cut short by a crash) are skipped.
 fn parse_metrics_csv(text: &str) -> Result<Vec<Row>> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().ok_or_else(|| anyhow!("the file is empty (no header line)"))?;
-    let columns: HashMap<&str, usize> =
-        header.split(',').enumerate().map(|(i, name)| (name.trim(), i)).collect();
+    let header = lines
+        .next()
+        .ok_or_else(|| anyhow!("the file is empty (no header line)"))?;
+    let columns: HashMap<&str, usize> = header
+        .split(',')
+        .enumerate()
+        .map(|(i, name)| (name.trim(), i))
+        .collect();
     let required = |name: &str| {
         columns.get(name).copied().ok_or_else(|| {
             anyhow!("header {header:?} has no `{name}` column; expected step,epoch,split,loss,accuracy,top5,lr,images_per_sec")
@@ -85,8 +95,12 @@ fn parse_metrics_csv(text: &str) -> Result<Vec<Row>> {
     let step_col = required("step")?;
     let split_col = required("split")?;
     let optional = |name: &str| columns.get(name).copied();
-    let (loss_col, acc_col, top5_col, lr_col) =
-        (optional("loss"), optional("accuracy"), optional("top5"), optional("lr"));
+    let (loss_col, acc_col, top5_col, lr_col) = (
+        optional("loss"),
+        optional("accuracy"),
+        optional("top5"),
+        optional("lr"),
+    );
 
     let mut rows = Vec::new();
     for line in lines {
@@ -104,7 +118,11 @@ fn parse_metrics_csv(text: &str) -> Result<Vec<Row>> {
         };
         rows.push(Row {
             step,
-            split: cells.get(split_col).copied().unwrap_or_default().to_ascii_lowercase(),
+            split: cells
+                .get(split_col)
+                .copied()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
             loss: value(loss_col),
             accuracy: value(acc_col),
             top5: value(top5_col),
@@ -199,15 +217,21 @@ impl Curves {
         let (lo, hi) = min_max(steps).unwrap_or((0.0, 1.0));
         let lo = lo.min(0.0);
         // At least ten steps wide, so an almost empty run still gets integer tick labels.
-        if hi - lo < 10.0 { (lo, lo + 10.0) } else { (lo, hi) }
+        if hi - lo < 10.0 {
+            (lo, lo + 10.0)
+        } else {
+            (lo, hi)
+        }
     }
 }
 
 fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    values.filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
-        None => Some((v, v)),
-        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-    })
+    values
+        .filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
 }
 
 /// Y range over the given series with 5% padding; never empty.
@@ -216,9 +240,19 @@ fn value_range(series: &[&Points], floor_at_zero: bool) -> (f64, f64) {
         return (0.0, 1.0);
     };
     let span = hi - lo;
-    let pad = if span > 0.0 { span * 0.05 } else if hi != 0.0 { hi.abs() * 0.1 } else { 1.0 };
+    let pad = if span > 0.0 {
+        span * 0.05
+    } else if hi != 0.0 {
+        hi.abs() * 0.1
+    } else {
+        1.0
+    };
     // Non-negative quantities (loss, accuracy, lr) keep a floor at zero instead of padding below it.
-    let padded_lo = if floor_at_zero && lo >= 0.0 { (lo - pad).max(0.0) } else { lo - pad };
+    let padded_lo = if floor_at_zero && lo >= 0.0 {
+        (lo - pad).max(0.0)
+    } else {
+        lo - pad
+    };
     (padded_lo, hi + pad)
 }
 
@@ -228,7 +262,8 @@ fn register_fonts() {
         for family in ["sans-serif", "serif", "monospace"] {
             // Both are valid TrueType files shipped inside the `dejavu` crate; a failure would only
             // mean plotters reports FontUnavailable when drawing text, which is returned as an error.
-            let _ = plotters::style::register_font(family, FontStyle::Normal, dejavu::sans::regular());
+            let _ =
+                plotters::style::register_font(family, FontStyle::Normal, dejavu::sans::regular());
             let _ = plotters::style::register_font(family, FontStyle::Bold, dejavu::sans::bold());
         }
     });
@@ -253,16 +288,31 @@ fn render(curves: &Curves, title: &str, buf: &mut [u8], width: u32, height: u32)
     let title_height = (height / 30).clamp(24, 48);
     let (title_area, body) = root.split_vertically(title_height);
     let title_size = (title_height as f64 * 0.6).max(12.0);
-    let title_style = TextStyle::from((FONT, title_size).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    let title_style =
+        TextStyle::from((FONT, title_size).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
     title_area
-        .draw_text(title, &title_style, (width as i32 / 2, title_height as i32 / 2))
+        .draw_text(
+            title,
+            &title_style,
+            (width as i32 / 2, title_height as i32 / 2),
+        )
         .map_err(plot_err)?;
     let panels = body.split_evenly((3, 1));
     let x_range = curves.step_range();
 
     let mut acc_series = vec![
-        SeriesSpec { label: "train", points: &curves.train_acc, color: TRAIN_COLOR, markers: false },
-        SeriesSpec { label: "valid", points: &curves.valid_acc, color: VALID_COLOR, markers: true },
+        SeriesSpec {
+            label: "train",
+            points: &curves.train_acc,
+            color: TRAIN_COLOR,
+            markers: false,
+        },
+        SeriesSpec {
+            label: "valid",
+            points: &curves.valid_acc,
+            color: VALID_COLOR,
+            markers: true,
+        },
     ];
     if !curves.valid_top5.is_empty() {
         acc_series.push(SeriesSpec {
@@ -279,8 +329,18 @@ fn render(curves: &Curves, title: &str, buf: &mut [u8], width: u32, height: u32)
         "loss",
         x_range,
         &[
-            SeriesSpec { label: "train", points: &curves.train_loss, color: TRAIN_COLOR, markers: false },
-            SeriesSpec { label: "valid", points: &curves.valid_loss, color: VALID_COLOR, markers: true },
+            SeriesSpec {
+                label: "train",
+                points: &curves.train_loss,
+                color: TRAIN_COLOR,
+                markers: false,
+            },
+            SeriesSpec {
+                label: "valid",
+                points: &curves.valid_loss,
+                color: VALID_COLOR,
+                markers: true,
+            },
         ],
         &|v: &f64| format_tick(*v),
         SeriesLabelPosition::UpperRight,
@@ -301,8 +361,19 @@ fn render(curves: &Curves, title: &str, buf: &mut [u8], width: u32, height: u32)
         "Learning rate",
         "lr",
         x_range,
-        &[SeriesSpec { label: "lr", points: &curves.lr, color: LR_COLOR, markers: false }],
-        &|v: &f64| if *v == 0.0 { "0".to_string() } else { format!("{v:.1e}") },
+        &[SeriesSpec {
+            label: "lr",
+            points: &curves.lr,
+            color: LR_COLOR,
+            markers: false,
+        }],
+        &|v: &f64| {
+            if *v == 0.0 {
+                "0".to_string()
+            } else {
+                format!("{v:.1e}")
+            }
+        },
         SeriesLabelPosition::UpperRight,
         true,
     )?;
@@ -371,10 +442,15 @@ fn draw_panel<DB: DrawingBackend>(
         drawn += 1;
         let color = s.color;
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(plot_err)?
             .label(s.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         if s.markers || s.points.len() == 1 {
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
@@ -414,12 +490,17 @@ fn write_png_atomic(img: &image::RgbImage, out: &Path) -> Result<()> {
     let name = out
         .file_name()
         .ok_or_else(|| anyhow!("output path {} has no file name", out.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> Result<()> {
         let file = File::create(&tmp)
             .with_context(|| format!("cannot create temporary file {}", tmp.display()))?;
         let mut w = BufWriter::new(file);
-        img.write_to(&mut w, image::ImageFormat::Png).context("PNG encoding failed")?;
+        img.write_to(&mut w, image::ImageFormat::Png)
+            .context("PNG encoding failed")?;
         w.flush()?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         fs::rename(&tmp, out)
@@ -450,7 +531,12 @@ mod tests {
                 s += &format!("{step},{epoch},train,{loss:.4},{acc:.2},,{lr:.3e},812.5\n");
             }
             let step = epoch * 50;
-            s += &format!("{step},{epoch},valid,{:.4},{:.2},{:.2},,2400\n", 1.5 / epoch as f64, 50.0 + 10.0 * epoch as f64, 80.0 + 5.0 * epoch as f64);
+            s += &format!(
+                "{step},{epoch},valid,{:.4},{:.2},{:.2},,2400\n",
+                1.5 / epoch as f64,
+                50.0 + 10.0 * epoch as f64,
+                80.0 + 5.0 * epoch as f64
+            );
         }
         s
     }
@@ -483,7 +569,10 @@ mod tests {
         let img = decode(&png);
         assert_eq!(img.dimensions(), (900, 1000));
         // Text is rasterised: the title strip (no axes or curves in it) has dark glyph pixels.
-        assert!(dark_pixels(&img, 0, 0, 900, 30) > 50, "title text was not rendered");
+        assert!(
+            dark_pixels(&img, 0, 0, 900, 30) > 50,
+            "title text was not rendered"
+        );
         // The curve colours are present.
         let has = |c: RGBColor| img.pixels().any(|p| p.0 == [c.0, c.1, c.2]);
         assert!(has(TRAIN_COLOR) && has(VALID_COLOR) && has(LR_COLOR) && has(TOP5_COLOR));
@@ -505,7 +594,10 @@ mod tests {
         let csv = dir.path().join("nope.csv");
         let err = write_curves(&csv, &dir.path().join("c.png")).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("cannot read metrics file") && msg.contains("nope.csv"), "{msg}");
+        assert!(
+            msg.contains("cannot read metrics file") && msg.contains("nope.csv"),
+            "{msg}"
+        );
         assert!(!dir.path().join("c.png").exists());
     }
 
@@ -535,7 +627,11 @@ mod tests {
         let png = dir.path().join("c.png");
         fs::write(&csv, format!("{HEADER}7,1,train,NaN,inf,,0,\n")).unwrap();
         write_curves_sized(&csv, &png, 400, 400).unwrap();
-        fs::write(&csv, format!("{HEADER}7,1,train,1.5,20,,1e-3,100\n12,1,valid,1.4,22,60,,\n3,1,tr")).unwrap();
+        fs::write(
+            &csv,
+            format!("{HEADER}7,1,train,1.5,20,,1e-3,100\n12,1,valid,1.4,22,60,,\n3,1,tr"),
+        )
+        .unwrap();
         write_curves_sized(&csv, &png, 400, 400).unwrap();
         assert_eq!(decode(&png).dimensions(), (400, 400));
         assert!(write_curves_sized(&csv, &png, 10, 10).is_err());
@@ -548,9 +644,15 @@ mod tests {
              30,2,train,1.5,,,,\n40,2,train,1.4,,,,\n50,2,valid,1.3,,,,\n"
         );
         let rows = dedupe_restarts(parse_metrics_csv(&text).unwrap());
-        let train: Vec<(f64, Option<f64>)> =
-            rows.iter().filter(|r| r.split == "train").map(|r| (r.step, r.loss)).collect();
-        assert_eq!(train, vec![(10.0, Some(2.0)), (30.0, Some(1.5)), (40.0, Some(1.4))]);
+        let train: Vec<(f64, Option<f64>)> = rows
+            .iter()
+            .filter(|r| r.split == "train")
+            .map(|r| (r.step, r.loss))
+            .collect();
+        assert_eq!(
+            train,
+            vec![(10.0, Some(2.0)), (30.0, Some(1.5)), (40.0, Some(1.4))]
+        );
         assert_eq!(rows.iter().filter(|r| r.split == "valid").count(), 2);
     }
 }

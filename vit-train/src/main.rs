@@ -10,6 +10,7 @@ mod loader;
 mod optim;
 mod renderer;
 mod run_config;
+mod samples;
 mod schedule;
 mod steps;
 mod train;

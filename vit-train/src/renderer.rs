@@ -171,7 +171,11 @@ impl Values {
         if let Some(v) = self.top5 {
             parts.push(format!("top5 {v:.2}%"));
         }
-        if parts.is_empty() { "(no metrics)".to_string() } else { parts.join(" ") }
+        if parts.is_empty() {
+            "(no metrics)".to_string()
+        } else {
+            parts.join(" ")
+        }
     }
 }
 
@@ -266,7 +270,12 @@ impl ProgressRenderer {
     /// With `resume`, an existing file is appended to (its header is checked, a row cut short
     /// by a crash is dropped) and the step counter continues from it; otherwise the file is
     /// created fresh. A bar is drawn when stderr is a terminal, plain lines are logged otherwise.
-    pub fn new(output_dir: &Path, batch_size: usize, log_every: usize, resume: bool) -> Result<Self> {
+    pub fn new(
+        output_dir: &Path,
+        batch_size: usize,
+        log_every: usize,
+        resume: bool,
+    ) -> Result<Self> {
         let display = if std::io::stderr().is_terminal() {
             Display::Bar(None)
         } else {
@@ -368,9 +377,10 @@ impl ProgressRenderer {
         };
         match numeric {
             NumericEntry::Final(v) => self.split_finals.set(slot, v),
-            NumericEntry::Aggregated { aggregated_value, count } => {
-                self.batch_value(&split, slot, aggregated_value, count)
-            }
+            NumericEntry::Aggregated {
+                aggregated_value,
+                count,
+            } => self.batch_value(&split, slot, aggregated_value, count),
             NumericEntry::Value(v) => self.batch_value(&split, slot, v, 0),
         }
     }
@@ -478,7 +488,9 @@ impl ProgressRenderer {
             csv_num(values.accuracy),
             csv_num(values.top5),
             csv_num(values.lr),
-            images_per_sec.map(|v| format!("{v:.1}")).unwrap_or_default(),
+            images_per_sec
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_default(),
         );
         let Some(w) = self.csv.as_mut() else {
             return;
@@ -542,7 +554,11 @@ fn rate(images: usize, elapsed: Duration) -> Option<f64> {
 
 /// "4.5e-4"; "0" for zero.
 fn format_lr(lr: f64) -> String {
-    if lr == 0.0 { "0".to_string() } else { format!("{lr:.1e}") }
+    if lr == 0.0 {
+        "0".to_string()
+    } else {
+        format!("{lr:.1e}")
+    }
 }
 
 /// A CSV cell: empty when unknown, "NaN"/"inf"/"-inf" when not finite, else up to six
@@ -561,7 +577,11 @@ fn csv_num(v: Option<f64>) -> String {
     if (1e-3..1e7).contains(&a) {
         let decimals = (5 - a.log10().floor() as i32).clamp(0, 9) as usize;
         let s = format!("{v:.decimals$}");
-        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
     } else {
         let s = format!("{v:.5e}");
         match s.split_once('e') {
@@ -621,8 +641,8 @@ fn open_csv(path: &Path, resume: bool) -> Result<(File, Option<ResumeInfo>)> {
         file.seek(SeekFrom::End(0))?;
         Ok((file, Some(info)))
     } else {
-        let mut file = File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut file =
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         writeln!(file, "{CSV_HEADER}")
             .with_context(|| format!("cannot write {}", path.display()))?;
         file.flush()?;
@@ -754,7 +774,10 @@ impl TrainingProgressLogger for ProgressRenderer {
                 self.line(&text);
             }
             Phase::Valid => {
-                let values = Values { lr: None, ..epoch_values };
+                let values = Values {
+                    lr: None,
+                    ..epoch_values
+                };
                 self.write_row("valid", values, ips);
                 let mut text = format!("{} valid | {}", self.epoch_label(), values.describe());
                 if let Some(ips) = ips {
@@ -764,7 +787,11 @@ impl TrainingProgressLogger for ProgressRenderer {
                 self.line(&text);
             }
             Phase::Other(name) => {
-                let text = format!("{} {name} | {}", self.epoch_label(), epoch_values.describe());
+                let text = format!(
+                    "{} {name} | {}",
+                    self.epoch_label(),
+                    epoch_values.describe()
+                );
                 self.line(&text);
             }
             Phase::Idle => {}
@@ -787,11 +814,16 @@ impl MetricsRendererEvaluation for ProgressRenderer {
         let Some((slot, numeric)) = self.decode(&state) else {
             return;
         };
-        let means = self.test.means.entry(name.as_str().to_string()).or_default();
+        let means = self
+            .test
+            .means
+            .entry(name.as_str().to_string())
+            .or_default();
         match numeric {
-            NumericEntry::Aggregated { aggregated_value, count } => {
-                means.add(slot, aggregated_value, count)
-            }
+            NumericEntry::Aggregated {
+                aggregated_value,
+                count,
+            } => means.add(slot, aggregated_value, count),
             NumericEntry::Value(v) | NumericEntry::Final(v) => means.add(slot, v, 0),
         }
     }
@@ -819,7 +851,10 @@ impl EvaluationProgressLogger for ProgressRenderer {
         self.test.name = name.to_string();
         self.test.items = 0;
         self.split_start = Instant::now();
-        let prefix = format!("test {}/{} {name}", self.test.current, self.test.total_tests);
+        let prefix = format!(
+            "test {}/{} {name}",
+            self.test.current, self.test.total_tests
+        );
         self.start_bar(prefix, (total_items > 0).then_some(total_items));
     }
 
@@ -839,7 +874,12 @@ impl EvaluationProgressLogger for ProgressRenderer {
 
     fn end_test(&mut self) {
         self.finish_bar();
-        let values = self.test.means.get(&self.test.name).map(|m| m.values()).unwrap_or_default();
+        let values = self
+            .test
+            .means
+            .get(&self.test.name)
+            .map(|m| m.values())
+            .unwrap_or_default();
         let elapsed = self.split_start.elapsed();
         let mut text = format!("test {} | {}", self.test.name, values.describe());
         if let Some(ips) = rate(self.test.items, elapsed) {
@@ -922,7 +962,10 @@ mod tests {
 
     /// The per-batch state Burn sends: the batch value and its sample count.
     fn batch(name: &str, value: f64, count: usize) -> MetricState {
-        let numeric = NumericEntry::Aggregated { aggregated_value: value, count };
+        let numeric = NumericEntry::Aggregated {
+            aggregated_value: value,
+            count,
+        };
         let entry = MetricEntry::new(
             id(name),
             SerializedEntry::new(format!("batch {value}"), numeric.serialize()),
@@ -940,7 +983,12 @@ mod tests {
         MetricState::Numeric(entry, Some(numeric))
     }
 
-    fn renderer(dir: &Path, batch: usize, log_every: usize, resume: bool) -> (ProgressRenderer, Sink) {
+    fn renderer(
+        dir: &Path,
+        batch: usize,
+        log_every: usize,
+        resume: bool,
+    ) -> (ProgressRenderer, Sink) {
         let sink = Sink::default();
         let r = ProgressRenderer::with_display(
             dir,
@@ -1001,7 +1049,9 @@ mod tests {
         let text = fs::read_to_string(path).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some(CSV_HEADER));
-        lines.map(|l| l.split(',').map(str::to_string).collect()).collect()
+        lines
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
     }
 
     /// The columns other than images_per_sec (wall-clock dependent).
@@ -1045,11 +1095,26 @@ mod tests {
         }
 
         let log = sink.text();
-        assert!(log.contains("epoch 1/2 step 2/5 | train loss 2.5000 acc 15.00% | lr 2.0e-3 | "), "{log}");
-        assert!(log.contains("epoch 1/2 step 5/5 | train loss 6.0000 acc 50.00% | lr 5.0e-3"), "{log}");
-        assert!(log.contains("epoch 1/2 train done | loss 99.0000 acc 77.00%"), "{log}");
-        assert!(log.contains("epoch 1/2 valid | loss 0.5000 acc 60.00% top5 90.00% | "), "{log}");
-        assert!(log.contains("epoch 2/2 step 4/5 | train loss 5.5000"), "{log}");
+        assert!(
+            log.contains("epoch 1/2 step 2/5 | train loss 2.5000 acc 15.00% | lr 2.0e-3 | "),
+            "{log}"
+        );
+        assert!(
+            log.contains("epoch 1/2 step 5/5 | train loss 6.0000 acc 50.00% | lr 5.0e-3"),
+            "{log}"
+        );
+        assert!(
+            log.contains("epoch 1/2 train done | loss 99.0000 acc 77.00%"),
+            "{log}"
+        );
+        assert!(
+            log.contains("epoch 1/2 valid | loss 0.5000 acc 60.00% top5 90.00% | "),
+            "{log}"
+        );
+        assert!(
+            log.contains("epoch 2/2 step 4/5 | train loss 5.5000"),
+            "{log}"
+        );
     }
 
     #[test]
@@ -1065,7 +1130,10 @@ mod tests {
         r.update_split(6);
         r.end_split();
         drop(r);
-        assert_eq!(fixed(&rows(&dir.path().join(CSV_FILE))), vec!["2,1,train,2,,,"]);
+        assert_eq!(
+            fixed(&rows(&dir.path().join(CSV_FILE))),
+            vec!["2,1,train,2,,,"]
+        );
     }
 
     #[test]
@@ -1128,9 +1196,15 @@ mod tests {
         assert_eq!(fs::read_to_string(&csv).unwrap(), format!("{CSV_HEADER}\n"));
 
         fs::write(&csv, "step,loss\n1,2\n").unwrap();
-        let err = ProgressRenderer::with_display(dir.path(), 4, 1, true, Display::Log(Box::new(Sink::default())))
-            .err()
-            .expect("mismatched header is an error");
+        let err = ProgressRenderer::with_display(
+            dir.path(),
+            4,
+            1,
+            true,
+            Display::Log(Box::new(Sink::default())),
+        )
+        .err()
+        .expect("mismatched header is an error");
         assert!(format!("{err:#}").contains("header"), "{err:#}");
 
         // An empty file (or one holding only a partial header) is started over.
@@ -1194,7 +1268,7 @@ mod tests {
         let fixed = fixed(&rows);
         // Unregistered ids fall back to Burn's metric names.
         assert_eq!(fixed[0], "1,1,train,NaN,inf,,", "{fixed:?}");
-        assert_eq!(fixed[1], "2,1,train,,,,0.0003", "{fixed:?}");
+        assert_eq!(fixed[1], "2,1,train,,,,3e-4", "{fixed:?}");
         assert_eq!(fixed[2], "2,1,valid,,,,", "{fixed:?}");
         assert_eq!(fixed.len(), 3, "{fixed:?}");
         let log = sink.text();

@@ -195,7 +195,7 @@ pub struct RunSection {
     pub device: String,
     /// Plain log line every N steps when not on a terminal.
     pub log_every: usize,
-    /// SimMIM: write a reconstruction grid every N epochs (0: never).
+    /// SimMIM: write a reconstruction grid (samples/step-N.png) every N micro-batches (0: never).
     pub sample_every: usize,
 }
 
@@ -210,7 +210,7 @@ impl Default for RunSection {
             output_dir: PathBuf::from("runs/default"),
             device: "cpu".into(),
             log_every: 50,
-            sample_every: 1,
+            sample_every: 500,
         }
     }
 }

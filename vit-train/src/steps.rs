@@ -13,6 +13,8 @@ use burn::tensor::Tensor;
 use burn::train::metric::{Adaptor, ItemLazy, LossInput};
 use burn::train::{ClassificationOutput, InferenceStep, Interrupter, TrainOutput, TrainStep};
 use vit_data::ImageBatch;
+
+use crate::samples::SampleWriter;
 use vit_model::{Labels, ViTForImageClassification, ViTForMaskedImageModeling, ViTForwardOptions};
 
 /// What happens on a NaN or infinite loss.
@@ -225,13 +227,16 @@ pub struct SimMimStep {
     /// The run's guard.
     #[module(skip)]
     pub guard: Option<StepGuard>,
+    /// Writes reconstruction grids now and then during training.
+    #[module(skip)]
+    pub samples: Option<SampleWriter>,
 }
 
 impl SimMimStep {
-    fn forward(&self, batch: ImageBatch) -> SimMimOutput {
+    fn forward(&self, batch: ImageBatch) -> (SimMimOutput, Tensor<4>) {
         let options = ViTForwardOptions { bool_masked_pos: batch.bool_masked_pos, ..Default::default() };
         let out = self.model.forward_with(batch.pixel_values, options).expect("batch shapes are checked when the run starts");
-        SimMimOutput { loss: out.loss.expect("the SimMIM batcher makes masks") }
+        (SimMimOutput { loss: out.loss.expect("the SimMIM batcher makes masks") }, out.reconstruction)
     }
 }
 
@@ -240,11 +245,20 @@ impl TrainStep for SimMimStep {
     type Output = SimMimOutput;
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<SimMimOutput> {
-        let item = self.forward(batch);
+        let (pixels, mask) = (batch.pixel_values.clone(), batch.bool_masked_pos.clone());
+        let (item, reconstruction) = self.forward(batch);
         let scale = self.guard.as_ref().map_or(1.0, |g| {
             g.check(&item.loss);
             g.loss_scale
         });
+        if let (Some(writer), Some(guard), Some(mask)) = (&self.samples, &self.guard, &mask) {
+            let step = guard.micro_steps.load(Ordering::SeqCst);
+            if writer.due(step)
+                && let Err(e) = writer.write(step, &pixels, mask, &reconstruction)
+            {
+                eprintln!("warning: cannot write the reconstruction grid of step {step}: {e:#}");
+            }
+        }
         let grads = item.loss.clone().mul_scalar(scale).backward();
         TrainOutput::new(self, grads, item)
     }
@@ -262,6 +276,6 @@ impl InferenceStep for SimMimStep {
     type Output = SimMimOutput;
 
     fn step(&self, batch: ImageBatch) -> SimMimOutput {
-        self.forward(batch)
+        self.forward(batch).0
     }
 }

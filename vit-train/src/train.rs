@@ -28,6 +28,7 @@ use crate::loader::EpochLoader;
 use crate::optim::{build_optimizer, build_schedule, total_steps};
 use crate::renderer::ProgressRenderer;
 use crate::run_config::{RunConfig, Task};
+use crate::samples::SampleWriter;
 use crate::steps::{ClassifierStep, NonFinitePolicy, SimMimStep, StepGuard};
 
 /// Options of `vit-train train` beyond the config file.
@@ -49,8 +50,6 @@ pub struct TrainSummary {
     pub output_dir: PathBuf,
     /// The exported HF model directory.
     pub exported: PathBuf,
-    /// The epoch the run resumed from, if any.
-    pub resumed_from: Option<usize>,
 }
 
 const CONFIG_FILE: &str = "run_config.toml";
@@ -171,7 +170,6 @@ struct Launch {
     processor: ImageProcessor,
     train: Arc<dyn DataLoader<ImageBatch>>,
     valid: Arc<dyn DataLoader<ImageBatch>>,
-    total_steps: usize,
     batches_per_epoch: usize,
     resume_epoch: Option<usize>,
     options: TrainOptions,
@@ -333,7 +331,6 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
         processor,
         train: Arc::new(train_loader),
         valid: Arc::new(valid_loader),
-        total_steps: steps,
         batches_per_epoch,
         resume_epoch,
         options,
@@ -374,7 +371,14 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
                 .metrics((LossMetric::new(),))
                 .metric_train_numeric(LearningRateMetric::new());
             let guard = launch.guard(training.interrupter());
-            let step = SimMimStep { model, guard: Some(guard.clone()) };
+            let samples = SampleWriter {
+                dir: config.run.output_dir.join("samples"),
+                every: config.run.sample_every,
+                mean: launch.processor.image_mean.clone(),
+                std: launch.processor.image_std.clone(),
+                rows: 8,
+            };
+            let step = SimMimStep { model, guard: Some(guard.clone()), samples: Some(samples) };
             let result = training.launch(Learner::new(step, optimizer, scheduler));
             launch.check_guard(&guard)?;
             if let Some(error) = result.error {
@@ -383,5 +387,5 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
             launch.finish(result.model, |s: SimMimStep| s.model)?
         }
     };
-    Ok(TrainSummary { output_dir: config.run.output_dir.clone(), exported, resumed_from: resume_epoch })
+    Ok(TrainSummary { output_dir: config.run.output_dir.clone(), exported })
 }
