@@ -385,7 +385,7 @@ fn format_tick(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".to_string()
-    } else if a >= 1000.0 || a < 0.01 {
+    } else if !(0.01..1000.0).contains(&a) {
         format!("{v:.1e}")
     } else if a >= 10.0 {
         format!("{v:.0}")

@@ -6,8 +6,10 @@ mod cli;
 mod curves;
 mod data_setup;
 mod device;
+mod eval;
 mod loader;
 mod optim;
+mod predict;
 mod renderer;
 mod run_config;
 mod samples;
@@ -45,6 +47,12 @@ fn run() -> Result<()> {
             eprintln!("{report}");
             println!("wrote {} outputs to {}", outputs.len(), output.display());
             Ok(())
+        }
+        Some(Command::Predict { model, top_k, json, device, images }) => {
+            predict::run(predict::PredictArgs { model, top_k, json, device, images })
+        }
+        Some(Command::Eval { model, config, overrides, json }) => {
+            eval::run(eval::EvalArgs { model, config, overrides, json })
         }
         Some(other) => anyhow::bail!("`{other:?}` is not implemented yet"),
     }

@@ -1,0 +1,175 @@
+//! End-to-end runs of the `vit-train` binary on tiny synthetic data.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::Device;
+use common::*;
+use vit_model::{LoadOptions, PretrainedViT, ViTForImageClassification};
+
+#[test]
+fn classification_run_beats_chance_and_exports_a_loadable_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 60);
+    let out = tmp.path().join("run");
+    let config = write_config(tmp.path(), "run.toml", &classification_config(&data, &out, 12));
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+
+    let rows = valid_rows(&out);
+    assert_eq!(rows.len(), 12, "one validation row per epoch");
+    let best_acc = rows.iter().filter_map(|r| r.2).fold(0.0, f64::max);
+    assert!(best_acc >= 70.0, "validation accuracy {best_acc}% is not clearly above chance (33%): {rows:?}");
+
+    for file in ["run_config.toml", "metrics.csv", "curves.png", "best/config.json", "best/model.safetensors", "best/preprocessor_config.json"] {
+        assert!(out.join(file).is_file(), "missing {file}");
+    }
+    let (model, config, report) =
+        ViTForImageClassification::from_pretrained(out.join("best"), &LoadOptions::default(), &Device::flex()).unwrap();
+    assert!(report.is_exact(), "{report}");
+    assert_eq!(config.labels(), CLASSES.to_vec());
+    assert_eq!(model.num_labels(), 3);
+}
+
+#[test]
+fn simmim_run_lowers_its_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_smooth_folder(&data, 96);
+    let out = tmp.path().join("mim");
+    let text = format!(
+        r#"task = "simmim"
+[model]
+preset = "vit-tiny"
+patch_size = 4
+hidden_size = 32
+num_hidden_layers = 2
+num_attention_heads = 2
+intermediate_size = 64
+[data]
+dataset = "imagefolder"
+path = "{}"
+image_size = 32
+augmentation = "none"
+mask_patch_size = 8
+mask_ratio = 0.6
+batch_size = 12
+[optimizer]
+lr = 3e-3
+weight_decay = 0.05
+[run]
+epochs = 4
+output_dir = "{}"
+log_every = 2
+sample_every = 20
+"#,
+        data.display(),
+        out.display()
+    );
+    let config = write_config(tmp.path(), "mim.toml", &text);
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let rows = valid_rows(&out);
+    let (first, last) = (first_train_loss(&out), rows.last().unwrap().1);
+    assert!(last < 0.8 * first, "SimMIM validation loss {first} → {last} did not fall clearly: {rows:?}");
+    let samples = std::fs::read_dir(out.join("samples")).unwrap().count();
+    assert!(samples > 0, "no reconstruction grids were written");
+    // The exported SimMIM model is a starting point for classification: its encoder loads.
+    let (_, _, report) =
+        ViTForImageClassification::from_pretrained(out.join("best"), &LoadOptions::default(), &Device::flex()).unwrap();
+    assert!(report.missing_keys.iter().all(|k| k.starts_with("classifier")), "{report}");
+}
+
+#[test]
+fn interrupted_and_resumed_run_ends_with_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 60);
+    let epochs = 5;
+
+    let straight = tmp.path().join("straight");
+    let config = write_config(tmp.path(), "a.toml", &classification_config(&data, &straight, epochs));
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+
+    // The same run, killed (SIGKILL) once epoch 2's checkpoint is complete, then resumed.
+    let resumed = tmp.path().join("resumed");
+    let config = write_config(tmp.path(), "b.toml", &classification_config(&data, &resumed, epochs));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
+        .args(["--config", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ckpt = resumed.join("checkpoint");
+    let start = Instant::now();
+    while !["model", "optim", "scheduler"].iter().all(|r| ckpt.join(format!("{r}-2.bpk")).is_file()) {
+        assert!(start.elapsed() < Duration::from_secs(120), "epoch 2 never finished");
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let killed_mid_run = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(killed_mid_run, "the run finished before it could be interrupted");
+    assert!(!resumed.join("best").exists(), "the killed run got to export");
+
+    let stderr = assert_ok(&vit_train(&["--config", config.to_str().unwrap(), "--resume"]));
+    assert!(stderr.contains("resuming"), "{stderr}");
+    // Same validation results epoch by epoch, and the same exported weights, bit for bit.
+    assert_eq!(valid_rows(&straight), valid_rows(&resumed));
+    assert!(
+        std::fs::read(straight.join("best/model.safetensors")).unwrap()
+            == std::fs::read(resumed.join("best/model.safetensors")).unwrap(),
+        "resumed weights differ from the uninterrupted run's"
+    );
+}
+
+#[test]
+fn bad_configs_name_their_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 2);
+    let good = classification_config(&data, &tmp.path().join("run"), 1);
+
+    let cases = [
+        (good.replace("batch_size = 16", "batch_sise = 16"), "did you mean `batch_size`"),
+        (good.replace("lr = 2e-3", "lr = \"fast\""), "lr"),
+        (good.replace("dataset = \"imagefolder\"", "dataset = \"mnist\""), "data.dataset"),
+        (good.replace("schedule = \"cosine\"", "schedule = \"wavy\""), "optimizer.schedule"),
+        (good.replace(&format!("path = \"{}\"", data.display()), "path = \"/nonexistent/images\""), "/nonexistent/images"),
+        (good.replace("[run]", "[run]\ndevice = \"cuda:0\""), "--features cuda"),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let config = write_config(tmp.path(), &format!("bad{i}.toml"), text);
+        let output = vit_train(&["--config", config.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "case {i} should fail");
+        assert!(stderr.contains(expected), "case {i}: expected `{expected}` in:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "case {i} panicked:\n{stderr}");
+    }
+    let output = vit_train(&["--config", "/nonexistent/config.toml"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/config.toml"));
+}
+
+#[test]
+fn a_different_run_is_not_overwritten_without_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 4);
+    let out = tmp.path().join("run");
+    let first = write_config(tmp.path(), "first.toml", &classification_config(&data, &out, 1));
+    assert_ok(&vit_train(&["--config", first.to_str().unwrap()]));
+    let model_before = std::fs::read(out.join("best/model.safetensors")).unwrap();
+
+    let second = write_config(tmp.path(), "second.toml", &classification_config(&data, &out, 2).replace("lr = 2e-3", "lr = 1e-3"));
+    let output = vit_train(&["--config", second.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--overwrite"));
+    assert_eq!(std::fs::read(out.join("best/model.safetensors")).unwrap(), model_before, "the first run was touched");
+
+    assert_ok(&vit_train(&["--config", second.to_str().unwrap(), "--overwrite"]));
+    assert_eq!(valid_rows(&out).len(), 2);
+}
