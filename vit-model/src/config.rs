@@ -206,13 +206,13 @@ impl ViTConfig {
         if self.pooler_output_size == Some(0) {
             return err("`pooler_output_size` must be at least 1".into());
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return err(format!(
                 "`hidden_size` ({}) must be a multiple of `num_attention_heads` ({})",
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return err(format!(
                 "`image_size` ({}) must be a multiple of `patch_size` ({})",
                 self.image_size, self.patch_size
@@ -226,10 +226,10 @@ impl ViTConfig {
                 return err(format!("`{name}` must be in [0, 1), got {p}"));
             }
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return err(format!("`layer_norm_eps` must be positive, got {}", self.layer_norm_eps));
         }
-        if !(self.initializer_range >= 0.0) {
+        if self.initializer_range.is_nan() || self.initializer_range < 0.0 {
             return err(format!(
                 "`initializer_range` must be non-negative, got {}",
                 self.initializer_range

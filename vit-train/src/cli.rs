@@ -104,4 +104,25 @@ pub enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Images/s and peak memory of inference and training steps, each case in its own process.
+    Bench {
+        /// A case name or a prefix of names (`infer`, `train`, `simmim`; repeatable; default: all).
+        #[arg(long = "case", value_name = "NAME")]
+        cases: Vec<String>,
+        /// Device (cpu, cuda:0, wgpu, ...).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Untimed iterations before measuring.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed iterations (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        /// One JSON line per case instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Run one case in this process and print its JSON line (used by the parent process).
+        #[arg(long, hide = true)]
+        child: bool,
+    },
 }

@@ -97,7 +97,7 @@ pub fn batchers(
                 data.mask_ratio,
             )
             .context("data.mask_patch_size / data.mask_ratio")?;
-            (train.with_masks(generator.clone())?, eval.with_masks(generator)?)
+            (train.with_masks(generator)?, eval.with_masks(generator)?)
         }
         None => (train, eval),
     })

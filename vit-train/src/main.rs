@@ -1,11 +1,13 @@
 //! `vit-train`: training, SimMIM pretraining, evaluation, prediction, export and forward passes
 //! of Hugging Face-equal Vision Transformers.
 
+mod bench;
 mod checkpoint;
 mod cli;
 mod curves;
 mod data_setup;
 mod device;
+mod export;
 mod eval;
 mod loader;
 mod optim;
@@ -54,7 +56,14 @@ fn run() -> Result<()> {
         Some(Command::Eval { model, config, overrides, json }) => {
             eval::run(eval::EvalArgs { model, config, overrides, json })
         }
-        Some(other) => anyhow::bail!("`{other:?}` is not implemented yet"),
+        Some(Command::Export { run, epoch, output }) => {
+            let epoch = export::export(&run, epoch, &output)?;
+            println!("exported epoch {epoch} of {} to {}", run.display(), output.display());
+            Ok(())
+        }
+        Some(Command::Bench { cases, device, warmup, iters, json, child }) => {
+            bench::run(bench::BenchArgs { cases, device, warmup, iters, json, child })
+        }
     }
 }
 

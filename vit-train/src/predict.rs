@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
-use vit_data::{DecodeLimits, ImageProcessor, PREPROCESSOR_CONFIG};
+use vit_data::{DataError, DecodeLimits, ImageProcessor, PREPROCESSOR_CONFIG};
 use vit_model::{LoadOptions, PretrainedViT, ViTConfig, ViTForImageClassification, ViTForwardOptions};
 
 /// Images per forward pass.
 const BATCH_SIZE: usize = 16;
+
+/// Preprocessed images of one chunk by (height, width): (position in the chunk, CHW values).
+type SizeGroups = BTreeMap<(usize, usize), Vec<(usize, Vec<f32>)>>;
 
 /// What `predict` was asked to do.
 pub struct PredictArgs {
@@ -64,7 +67,7 @@ pub fn softmax(logits: &[f32]) -> Vec<f64> {
 /// Loads a classifier from `dir`, warning on stderr when weights were missing or unused.
 pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ViTForImageClassification, ViTConfig)> {
     let (model, config, report) = ViTForImageClassification::from_pretrained(dir, &LoadOptions::default(), device)
-        .with_context(|| format!("cannot load the model directory {}", dir.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot load the model directory {}: {e}", dir.display()))?;
     if !report.is_exact() {
         eprintln!("warning: {report}");
     }
@@ -75,7 +78,7 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ViTForImageClassi
 /// size when it has no `preprocessor_config.json` (with a note on stderr).
 fn model_processor(dir: &Path, config: &ViTConfig) -> Result<ImageProcessor> {
     if dir.join(PREPROCESSOR_CONFIG).exists() {
-        return Ok(ImageProcessor::load(dir, config.num_channels)?);
+        return ImageProcessor::load(dir, config.num_channels).map_err(|e| anyhow::anyhow!("{e}"));
     }
     let size = config.image_size as u32;
     eprintln!(
@@ -84,6 +87,15 @@ fn model_processor(dir: &Path, config: &ViTConfig) -> Result<ImageProcessor> {
         dir.display()
     );
     Ok(ImageProcessor::new(size, size).with_num_channels(config.num_channels))
+}
+
+/// An image error for the command line: the file and what is wrong with it, once (the data
+/// crate's message also suggests `skip_corrupt`, a dataset setting that means nothing here).
+fn image_error(e: DataError) -> anyhow::Error {
+    match e {
+        DataError::Decode { path, reason } => anyhow::anyhow!("`{}` is not a readable image: {reason}", path.display()),
+        other => anyhow::anyhow!("{other}"),
+    }
 }
 
 /// Runs every image through the model; images are decoded and preprocessed `BATCH_SIZE` at a
@@ -99,15 +111,15 @@ pub fn predict_images(
     let limits = DecodeLimits::default();
     // Catch missing files and non-images before any (slow) model work.
     for path in images {
-        limits.dimensions(path)?;
+        limits.dimensions(path).map_err(image_error)?;
     }
     let channels = config.num_channels;
     let mut noted_resize = false;
     for chunk in images.chunks(BATCH_SIZE) {
         // Preprocessed images of this chunk, grouped by (height, width).
-        let mut groups: BTreeMap<(usize, usize), Vec<(usize, Vec<f32>)>> = BTreeMap::new();
+        let mut groups = SizeGroups::new();
         for (i, path) in chunk.iter().enumerate() {
-            let image = limits.decode(path)?;
+            let image = limits.decode(path).map_err(image_error)?;
             let (h, w) = if processor.do_resize {
                 (processor.size.height as usize, processor.size.width as usize)
             } else {

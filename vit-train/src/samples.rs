@@ -25,7 +25,7 @@ pub struct SampleWriter {
 impl SampleWriter {
     /// Whether micro-batch `step` gets a grid.
     pub fn due(&self, step: usize) -> bool {
-        self.every > 0 && step % self.every == 0
+        self.every > 0 && step.is_multiple_of(self.every)
     }
 
     /// Writes the grid of `step`.

@@ -53,6 +53,8 @@ pub struct TrainSummary {
 }
 
 const CONFIG_FILE: &str = "run_config.toml";
+/// The model's HF `config.json`, kept in the run directory under this name.
+pub const MODEL_CONFIG_FILE: &str = "model_config.json";
 
 /// The checkpoint directory of a run.
 pub fn checkpoint_dir(output_dir: &Path) -> PathBuf {
@@ -67,6 +69,19 @@ fn prepare_output_dir(config: &RunConfig, options: &TrainOptions) -> Result<Opti
     if saved.is_file() {
         let previous = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
         let same = previous == current;
+        if !same
+            && options.resume
+            && !options.overwrite
+            && let Some(epoch) = latest_complete_epoch(&checkpoint_dir(dir))
+        {
+            eprintln!(
+                "note: the config differs from the one {} was started with; resuming from epoch {epoch} with the new one",
+                dir.display()
+            );
+            vit_model::checkpoint::write_atomic(&saved, current.as_bytes())
+                .with_context(|| format!("the output directory {} is not writable", dir.display()))?;
+            return Ok(Some(epoch));
+        }
         if !same && !options.overwrite {
             bail!(
                 "the output directory {} already holds a different run (its {CONFIG_FILE} differs from this \
@@ -78,7 +93,7 @@ fn prepare_output_dir(config: &RunConfig, options: &TrainOptions) -> Result<Opti
             for sub in ["checkpoint", "train", "valid", "best", "samples"] {
                 let _ = std::fs::remove_dir_all(dir.join(sub));
             }
-            for file in ["metrics.csv", "curves.png", "experiment.log"] {
+            for file in ["metrics.csv", "curves.png", "experiment.log", MODEL_CONFIG_FILE, "preprocessor_config.json"] {
                 let _ = std::fs::remove_file(dir.join(file));
             }
         } else if let Some(epoch) = latest_complete_epoch(&checkpoint_dir(dir)) {
@@ -242,6 +257,16 @@ impl Launch {
         Ok(())
     }
 
+    /// Writes the model's `config.json` and `preprocessor_config.json` into the run directory
+    /// (as `model_config.json` and `preprocessor_config.json`), so that `vit-train export` can
+    /// rebuild the model from a checkpoint without the data.
+    fn save_model_files(&self) -> Result<()> {
+        let dir = &self.config.run.output_dir;
+        self.vit_config.save(dir.join(MODEL_CONFIG_FILE)).context("cannot write the model config")?;
+        self.processor.save(dir).context("cannot write preprocessor_config.json")?;
+        Ok(())
+    }
+
     /// The model record of the best kept epoch (lowest validation loss), else the last.
     fn best_record(&self) -> Option<(usize, ModuleRecord)> {
         let dir = &self.config.run.output_dir;
@@ -340,6 +365,7 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
         Task::Classification => {
             let (mut model, vit_config) = load_classifier(&config, &classes, &train_device)?;
             launch.vit_config = vit_config;
+            launch.save_model_files()?;
             model.label_smoothing = config.optimizer.label_smoothing as f32;
             let mut training = launch
                 .training::<ClassifierStep>()?
@@ -366,6 +392,7 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
         Task::Simmim => {
             let (model, vit_config) = load_simmim(&config, &classes, &train_device)?;
             launch.vit_config = vit_config;
+            launch.save_model_files()?;
             let training = launch
                 .training::<SimMimStep>()?
                 .metrics((LossMetric::new(),))

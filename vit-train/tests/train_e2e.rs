@@ -15,7 +15,7 @@ fn classification_run_beats_chance_and_exports_a_loadable_model() {
     make_image_folder(&data, 60);
     let out = tmp.path().join("run");
     let config = write_config(tmp.path(), "run.toml", &classification_config(&data, &out, 12));
-    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let stderr = assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
 
     let rows = valid_rows(&out);
     assert_eq!(rows.len(), 12, "one validation row per epoch");
@@ -30,6 +30,17 @@ fn classification_run_beats_chance_and_exports_a_loadable_model() {
     assert!(report.is_exact(), "{report}");
     assert_eq!(config.labels(), CLASSES.to_vec());
     assert_eq!(model.num_labels(), 3);
+
+    // `vit-train export` of the best epoch's checkpoint gives the same directory.
+    let best_epoch = stderr.split("exporting the best epoch (").nth(1).and_then(|s| s.split(')').next()).unwrap();
+    let exported = tmp.path().join("exported");
+    let run = out.to_str().unwrap();
+    assert_ok(&vit_train(&["export", "--run", run, "--epoch", best_epoch, "--output", exported.to_str().unwrap()]));
+    for file in ["model.safetensors", "config.json", "preprocessor_config.json"] {
+        assert_eq!(std::fs::read(out.join("best").join(file)).unwrap(), std::fs::read(exported.join(file)).unwrap(), "{file}");
+    }
+    let output = vit_train(&["export", "--run", run, "--epoch", "999", "--output", exported.to_str().unwrap()]);
+    assert!(!output.status.success() && String::from_utf8_lossy(&output.stderr).contains("epoch 999"));
 }
 
 #[test]
@@ -172,4 +183,51 @@ fn a_different_run_is_not_overwritten_without_the_flag() {
 
     assert_ok(&vit_train(&["--config", second.to_str().unwrap(), "--overwrite"]));
     assert_eq!(valid_rows(&out).len(), 2);
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 8);
+    let out = tmp.path().join("run");
+    let good = write_config(tmp.path(), "good.toml", &classification_config(&data, &out, 2));
+    assert_ok(&vit_train(&["--config", good.to_str().unwrap()]));
+    let best_before = std::fs::read(out.join("best/model.safetensors")).unwrap();
+
+    // Resume for two more epochs with an absurd learning rate: the loss blows up.
+    let bad_text = classification_config(&data, &out, 4)
+        .replace("lr = 2e-3", "lr = 1e30")
+        .replace("warmup_ratio = 0.1", "warmup_ratio = 0.0")
+        .replace("[optimizer]", "[optimizer]\nmax_grad_norm = 0.0");
+    let bad = write_config(tmp.path(), "bad.toml", &bad_text);
+    let output = vit_train(&["--config", bad.to_str().unwrap(), "--resume"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("micro-batch") && stderr.contains("last good checkpoint"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(std::fs::read(out.join("best/model.safetensors")).unwrap(), best_before, "the export was replaced");
+    let exported = tmp.path().join("epoch2");
+    assert_ok(&vit_train(&["export", "--run", out.to_str().unwrap(), "--epoch", "2", "--output", exported.to_str().unwrap()]));
+
+    // Asked to, the run skips such steps instead and finishes.
+    let output = vit_train(&["--config", bad.to_str().unwrap(), "--resume", "--skip-nonfinite"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("skipped"), "{stderr}");
+}
+
+#[test]
+fn an_unwritable_output_directory_fails_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 2);
+    let blocker = tmp.path().join("a-file");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let config = write_config(tmp.path(), "c.toml", &classification_config(&data, &blocker.join("run"), 1));
+    let output = vit_train(&["--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("output directory") && stderr.contains("a-file"), "{stderr}");
+    assert!(!stderr.contains("epoch 1/"), "training started: {stderr}");
 }

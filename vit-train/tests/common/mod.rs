@@ -24,9 +24,9 @@ pub fn pattern(class: usize, seed: u64) -> RgbImage {
     for y in 0..32u32 {
         for x in 0..32u32 {
             let on = match class {
-                0 => ((x + phase) / 4 + (y + phase) / 4) % 2 == 0,
-                1 => ((y + phase) / 4) % 2 == 0,
-                _ => ((x + phase) / 4) % 2 == 0,
+                0 => ((x + phase) / 4 + (y + phase) / 4).is_multiple_of(2),
+                1 => ((y + phase) / 4).is_multiple_of(2),
+                _ => ((x + phase) / 4).is_multiple_of(2),
             };
             let noise = (next() % 40) as i64 - 20;
             let px = |c: u64| if on { (c as i64 + noise).clamp(0, 255) as u8 } else { (20 + noise).clamp(0, 255) as u8 };
