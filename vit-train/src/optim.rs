@@ -61,10 +61,8 @@ pub fn build_schedule(
     Ok(scheduler)
 }
 
-/// Optimizer steps of a run: micro-batches per epoch / accumulation, times epochs, capped by
-/// `max_steps`.
+/// Optimizer steps the schedule spans: `max_steps` when set, else micro-batches per epoch /
+/// accumulation, times epochs.
 pub fn total_steps(batches_per_epoch: usize, accumulation: usize, epochs: usize, max_steps: Option<usize>) -> usize {
-    let per_epoch = batches_per_epoch.div_ceil(accumulation.max(1));
-    let total = per_epoch * epochs;
-    max_steps.map_or(total, |m| m.min(total.max(m)))
+    max_steps.unwrap_or(batches_per_epoch.div_ceil(accumulation.max(1)) * epochs)
 }

@@ -328,6 +328,10 @@ fn model_config(config: &RunConfig, classes: &[String]) -> Result<ViTConfig> {
 pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
     let device = parse_device(&config.run.device)?;
     device.seed(config.run.seed);
+    if config.data.workers > 0 {
+        // The data threads (rayon) also run flex's kernels; set once per process.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(config.data.workers).build_global();
+    }
     let train_device = device.clone().autodiff();
     let resume_epoch = prepare_output_dir(&config, &options)?;
     if let Some(epoch) = resume_epoch {
