@@ -628,7 +628,8 @@ pub fn safetensors(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
     let Some((mut header, mut body)) = split_safetensors(data) else {
         return bytes(rng, data, others);
     };
-    let names = tensor_names(&header);
+    // Only tensors whose entry is an object can take field edits (indexing anything else panics).
+    let names: Vec<String> = tensor_names(&header).into_iter().filter(|n| header[n].is_object()).collect();
     let name = if names.is_empty() { None } else { Some(rng.pick(&names).clone()) };
     match (rng.below(10), name) {
         (0, Some(name)) => {

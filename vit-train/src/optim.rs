@@ -66,3 +66,96 @@ pub fn build_schedule(
 pub fn total_steps(batches_per_epoch: usize, accumulation: usize, epochs: usize, max_steps: Option<usize>) -> usize {
     max_steps.unwrap_or(batches_per_epoch.div_ceil(accumulation.max(1)) * epochs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Device, Tensor};
+    use vit_model::{ViTConfig, ViTForImageClassification};
+
+    use crate::steps::ClassifierStep;
+
+    /// Gradients of `value` for every parameter.
+    struct Constant<'a>(&'a mut GradientsParams, f32);
+    impl ModuleVisitor for Constant<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let g = Tensor::<D>::ones(param.val().shape(), &param.val().device()).mul_scalar(self.1);
+            self.0.register(param.id, g.inner());
+        }
+    }
+
+    fn model() -> ClassifierStep {
+        let config = ViTConfig {
+            hidden_size: 8,
+            num_hidden_layers: 3,
+            num_attention_heads: 2,
+            intermediate_size: 16,
+            image_size: 8,
+            patch_size: 4,
+            ..ViTConfig::default()
+        }
+        .with_num_labels(3);
+        let device = Device::flex().autodiff();
+        ClassifierStep {
+            model: ViTForImageClassification::new(&config, &device),
+            interpolate_pos_encoding: false,
+            guard: None,
+        }
+    }
+
+    fn grads(m: &ClassifierStep, value: f32) -> GradientsParams {
+        let mut g = GradientsParams::new();
+        m.visit(&mut Constant(&mut g, value));
+        g
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+    }
+
+    fn max_change<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        values(a).iter().zip(values(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn weight_decay_spares_biases_norms_and_embeddings() {
+        let o = OptimizerSection { lr: 0.1, weight_decay: 0.5, ..OptimizerSection::default() };
+        let mut optim = build_optimizer(&o).unwrap();
+        let before = model();
+        let g = grads(&before, 0.0);
+        let after = optim.step(0.1, before.clone(), g);
+        let (b, a) = (&before.model, &after.model);
+        let layer = |m: &ViTForImageClassification| m.vit.encoder.layer[0].attention.attention.query.clone();
+        assert!(max_change(layer(b).weight.val(), layer(a).weight.val()) > 0.0, "weights must decay");
+        assert_eq!(max_change(layer(b).bias.unwrap().val(), layer(a).bias.unwrap().val()), 0.0);
+        let ln = |m: &ViTForImageClassification| m.vit.encoder.layer[1].layernorm_before.clone();
+        assert_eq!(max_change(ln(b).gamma.val(), ln(a).gamma.val()), 0.0);
+        assert_eq!(max_change(b.vit.embeddings.position_embeddings.val(), a.vit.embeddings.position_embeddings.val()), 0.0);
+        assert_eq!(max_change(b.vit.embeddings.cls_token.val(), a.vit.embeddings.cls_token.val()), 0.0);
+        assert!(max_change(b.classifier.weight.val(), a.classifier.weight.val()) > 0.0);
+    }
+
+    #[test]
+    fn layer_decay_scales_each_layer() {
+        let o = OptimizerSection { lr: 1e-2, layer_decay: 0.5, weight_decay: 0.0, ..OptimizerSection::default() };
+        let mut optim = build_optimizer(&o).unwrap();
+        let mut scheduler = build_schedule(&o, 100, 3).unwrap();
+        let lr = scheduler.step();
+        let before = model();
+        let after = optim.step(lr, before.clone(), grads(&before, 1.0));
+        // Adam's first step moves every parameter by about its learning rate.
+        let moved = |i: usize| {
+            let q = |m: &ClassifierStep| m.model.vit.encoder.layer[i].output.dense.weight.val();
+            max_change(q(&before), q(&after))
+        };
+        let head = max_change(before.model.classifier.weight.val(), after.model.classifier.weight.val());
+        let embed = max_change(before.model.vit.embeddings.cls_token.val(), after.model.vit.embeddings.cls_token.val());
+        let close = |a: f32, b: f64| (a as f64 - b).abs() < 1e-4 * b.max(1e-3) + 1e-6;
+        assert!(close(head, 1e-2), "head {head}");
+        assert!(close(moved(2), 1e-2 * 0.5), "layer 2 {}", moved(2));
+        assert!(close(moved(0), 1e-2 * 0.125), "layer 0 {}", moved(0));
+        assert!(close(embed, 1e-2 * 0.0625), "embeddings {embed}");
+    }
+}
