@@ -193,6 +193,9 @@ pub struct RunSection {
     pub output_dir: PathBuf,
     /// `cpu`, `cuda:0`, `wgpu`, `wgpu:discrete:0`, `vulkan:0`, ...
     pub device: String,
+    /// Data-parallel training on several devices (burn-train's multi-device strategy), e.g.
+    /// `["cuda:0", "cuda:1"]`; empty: `device` alone.
+    pub devices: Vec<String>,
     /// Plain log line every N steps when not on a terminal.
     pub log_every: usize,
     /// SimMIM: write a reconstruction grid (samples/step-N.png) every N micro-batches (0: never).
@@ -209,6 +212,7 @@ impl Default for RunSection {
             early_stopping_patience: None,
             output_dir: PathBuf::from("runs/default"),
             device: "cpu".into(),
+            devices: Vec::new(),
             log_every: 50,
             sample_every: 500,
         }

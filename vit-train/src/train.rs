@@ -14,7 +14,8 @@ use burn::train::checkpoint::{
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
 use burn::train::{
-    InferenceStep, Learner, LearnerModel, MetricEarlyStoppingStrategy, TrainStep, StoppingCondition, SupervisedTraining,
+    ExecutionStrategy, InferenceStep, Learner, LearnerModel, MetricEarlyStoppingStrategy, MultiDeviceOptim,
+    TrainStep, TrainingStrategy, StoppingCondition, SupervisedTraining,
 };
 use vit_data::{ImageBatch, ImageProcessor};
 use vit_model::{
@@ -215,6 +216,19 @@ impl Launch {
         if let Some(epoch) = self.resume_epoch {
             training = training.checkpoint(epoch);
         }
+        if self.config.run.devices.len() > 1 {
+            let devices = self
+                .config
+                .run
+                .devices
+                .iter()
+                .map(|d| parse_device(d).map(|d| d.autodiff()))
+                .collect::<Result<Vec<_>>>()?;
+            training = training.with_training_strategy(TrainingStrategy::Default(ExecutionStrategy::multi(
+                devices,
+                MultiDeviceOptim::OptimMainDevice,
+            )));
+        }
         if let Some(patience) = self.config.run.early_stopping_patience {
             training = training.early_stopping(MetricEarlyStoppingStrategy::new(
                 &LossMetric::new(),
@@ -326,7 +340,10 @@ fn model_config(config: &RunConfig, classes: &[String]) -> Result<ViTConfig> {
 
 /// Runs the training described by `config`.
 pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
-    let device = parse_device(&config.run.device)?;
+    let device = match config.run.devices.first() {
+        Some(first) => parse_device(first)?,
+        None => parse_device(&config.run.device)?,
+    };
     device.seed(config.run.seed);
     if config.data.workers > 0 {
         // The data threads (rayon) also run flex's kernels; set once per process.
