@@ -2,11 +2,10 @@
 
 mod common;
 
-use burn::tensor::Device;
 use vit_model::checkpoint::safetensors_file;
 use vit_model::forward::run_forward;
 
-use common::{CASES, fixture_dir, max_abs_diff};
+use common::{CASES, fixture_dir, max_abs_diff, test_device};
 
 const INPUT_NAMES: [&str; 4] = ["pixel_values", "bool_masked_pos", "labels", "head_mask"];
 
@@ -15,7 +14,7 @@ fn check_case(case: &str) -> f32 {
     let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
     let inputs = io.iter().filter(|(k, _)| INPUT_NAMES.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     let interpolate = case == "cls_interp";
-    let (outputs, report) = run_forward(&dir, &inputs, interpolate, &Device::flex()).unwrap();
+    let (outputs, report) = run_forward(&dir, &inputs, interpolate, &test_device()).unwrap();
     assert!(report.is_exact(), "{case}: {report}");
     let mut worst = 0.0f32;
     let mut compared = 0;
