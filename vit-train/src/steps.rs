@@ -98,6 +98,30 @@ impl StepGuard {
     }
 }
 
+/// Checks `loss` with the guard (when there is one) and back-propagates it, scaled for gradient
+/// accumulation.
+fn guarded_backward(guard: Option<&StepGuard>, loss: &Tensor<1>) -> burn::tensor::Gradients {
+    let scale = guard.map_or(1.0, |g| {
+        g.check(loss);
+        g.loss_scale
+    });
+    loss.clone().mul_scalar(scale).backward()
+}
+
+/// The optimizer step of a model with an optional guard.
+fn guarded_optimize<M: Module>(
+    guard: Option<StepGuard>,
+    model: M,
+    optim: &mut ModuleOptimizer,
+    lr: ModuleLearningRate,
+    grads: GradientsParams,
+) -> M {
+    match guard {
+        Some(guard) => guard.optimize(model, optim, lr, grads),
+        None => optim.step(lr, model, grads),
+    }
+}
+
 struct SquaredNorm<'a> {
     grads: &'a GradientsParams,
     total: Option<Tensor<1>>,
@@ -174,19 +198,12 @@ impl TrainStep for ClassifierStep {
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
         let item = self.forward(batch);
-        let scale = self.guard.as_ref().map_or(1.0, |g| {
-            g.check(&item.loss);
-            g.loss_scale
-        });
-        let grads = item.loss.clone().mul_scalar(scale).backward();
+        let grads = guarded_backward(self.guard.as_ref(), &item.loss);
         TrainOutput::new(self, grads, item)
     }
 
     fn optimize(self, optim: &mut ModuleOptimizer, lr: ModuleLearningRate, grads: GradientsParams) -> Self {
-        match self.guard.clone() {
-            Some(guard) => guard.optimize(self, optim, lr, grads),
-            None => optim.step(lr, self, grads),
-        }
+        guarded_optimize(self.guard.clone(), self, optim, lr, grads)
     }
 }
 
@@ -247,10 +264,7 @@ impl TrainStep for SimMimStep {
     fn step(&self, batch: ImageBatch) -> TrainOutput<SimMimOutput> {
         let (pixels, mask) = (batch.pixel_values.clone(), batch.bool_masked_pos.clone());
         let (item, reconstruction) = self.forward(batch);
-        let scale = self.guard.as_ref().map_or(1.0, |g| {
-            g.check(&item.loss);
-            g.loss_scale
-        });
+        let grads = guarded_backward(self.guard.as_ref(), &item.loss);
         if let (Some(writer), Some(guard), Some(mask)) = (&self.samples, &self.guard, &mask) {
             let step = guard.micro_steps.load(Ordering::SeqCst);
             if writer.due(step)
@@ -259,15 +273,11 @@ impl TrainStep for SimMimStep {
                 eprintln!("warning: cannot write the reconstruction grid of step {step}: {e:#}");
             }
         }
-        let grads = item.loss.clone().mul_scalar(scale).backward();
         TrainOutput::new(self, grads, item)
     }
 
     fn optimize(self, optim: &mut ModuleOptimizer, lr: ModuleLearningRate, grads: GradientsParams) -> Self {
-        match self.guard.clone() {
-            Some(guard) => guard.optimize(self, optim, lr, grads),
-            None => optim.step(lr, self, grads),
-        }
+        guarded_optimize(self.guard.clone(), self, optim, lr, grads)
     }
 }
 
