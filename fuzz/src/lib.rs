@@ -246,11 +246,15 @@ impl Drop for HookGuard {
     }
 }
 
-/// Replays one saved input on `target`: `Err(panic message)` when it still panics.
+/// Replays one saved input on `target`: `Err(panic message)` when it still panics. Allocations
+/// above the default [`Options::alloc_limit`] end the process, as while fuzzing.
 pub fn replay(target: &Target, input: &[u8]) -> Result<String, String> {
     let work = Workdir::new().map_err(|e| format!("cannot create a work directory: {e}"))?;
     let _hook = HookGuard::install();
-    exec_one(target, &work, input)
+    ALLOC_LIMIT.store(Options::default().alloc_limit, Ordering::SeqCst);
+    let result = exec_one(target, &work, input);
+    ALLOC_LIMIT.store(usize::MAX, Ordering::SeqCst);
+    result
 }
 
 /// Where a panic message says it happened (`file:line`), to count repeats as one finding.

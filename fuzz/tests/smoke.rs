@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use vit_fuzz::{GuardAlloc, Options, TARGETS, print_input, replay, run, targets};
+use vit_fuzz::{GuardAlloc, Options, TARGETS, print_input, run};
 
 #[global_allocator]
 static ALLOC: GuardAlloc = GuardAlloc;

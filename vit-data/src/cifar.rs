@@ -280,9 +280,10 @@ impl Cifar {
 
     /// Image `index` as a 32x32 RGB image (`None` when out of range).
     pub fn image(&self, index: usize) -> Option<RgbImage> {
+        let start = index.checked_mul(CIFAR_IMAGE_BYTES)?;
         let planes = self
             .pixels
-            .get(index * CIFAR_IMAGE_BYTES..(index + 1) * CIFAR_IMAGE_BYTES)?;
+            .get(start..start.checked_add(CIFAR_IMAGE_BYTES)?)?;
         let (r, rest) = planes.split_at(1024);
         let (g, b) = rest.split_at(1024);
         let mut hwc = Vec::with_capacity(CIFAR_IMAGE_BYTES);

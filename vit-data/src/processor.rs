@@ -13,6 +13,10 @@ use crate::resize::{Resample, resize_rgb};
 /// File name of the processor settings inside a Hugging Face model directory.
 pub const PREPROCESSOR_CONFIG: &str = "preprocessor_config.json";
 
+/// Largest accepted output height and width (`size`), as [`crate::DecodeLimits`]' default largest
+/// input: beyond it the resize buffers' sizes overflow or cannot be allocated.
+pub const MAX_SIZE: u32 = 16384;
+
 /// ImageNet mean (`IMAGENET_DEFAULT_MEAN` in `transformers`), used by many ImageNet checkpoints.
 pub const IMAGENET_DEFAULT_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet standard deviation (`IMAGENET_DEFAULT_STD` in `transformers`).
@@ -197,6 +201,15 @@ impl ImageProcessor {
             return Err(DataError::setting(
                 "size",
                 "height and width must be positive",
+            ));
+        }
+        if self.size.height > MAX_SIZE || self.size.width > MAX_SIZE {
+            return Err(DataError::setting(
+                "size",
+                format!(
+                    "is {}x{}; height and width must be at most {MAX_SIZE}",
+                    self.size.height, self.size.width
+                ),
             ));
         }
         if !self.rescale_factor.is_finite() {

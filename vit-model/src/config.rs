@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 use crate::activation::HiddenAct;
 use crate::error::{Result, ViTError};
 
+/// The largest `num_labels` a `config.json` may give (ImageNet-21k has 21843).
+pub const MAX_NUM_LABELS: usize = 1 << 20;
+
 /// How the classification loss is computed, as Hugging Face's `problem_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -242,6 +245,22 @@ impl ViTConfig {
         if let Some(bad) = self.id2label.keys().find(|&&k| k >= n) {
             return err(format!("`id2label` has {n} labels but an index {bad}: indices must be 0..{n}"));
         }
+        // The sizes multiply into weight shapes; refuse products that overflow (or whose f32
+        // bytes do) before any shape arithmetic does.
+        let (d, grid) = (self.hidden_size, self.grid_size());
+        let patches = grid.checked_mul(grid).and_then(|p| p.checked_add(1)).unwrap_or(usize::MAX);
+        for (what, dims) in [
+            ("`image_size` / `patch_size` and `hidden_size` (position embeddings)", [patches, d, 1, 1]),
+            ("`num_channels`, `patch_size` and `hidden_size` (patch embedding)", [self.num_channels, self.patch_size, self.patch_size, d]),
+            ("`hidden_size` and `intermediate_size`", [d, self.intermediate_size, 1, 1]),
+            ("`hidden_size` and `pooler_output_size`", [d, self.pooler_output_size(), 1, 1]),
+            ("`encoder_stride`, `num_channels` and `hidden_size` (SimMIM decoder)", [self.encoder_stride, self.encoder_stride, self.num_channels, d]),
+        ] {
+            let bytes = dims.iter().try_fold(4usize, |acc, &x| acc.checked_mul(x));
+            if bytes.is_none_or(|b| b > isize::MAX as usize) {
+                return err(format!("{what} are too large: the weights they make cannot be addressed"));
+            }
+        }
         Ok(())
     }
 
@@ -255,9 +274,16 @@ impl ViTConfig {
         if let Value::Object(map) = &mut value {
             map.retain(|_, v| !v.is_null());
             if let Some(v) = map.remove("num_labels") {
-                num_labels = Some(v.as_u64().ok_or_else(|| {
+                let n = v.as_u64().ok_or_else(|| {
                     json_err(format!("field `num_labels`: expected a non-negative integer, found {v}"))
-                })? as usize);
+                })?;
+                // `num_labels` alone makes that many `LABEL_i` names: bound it before allocating.
+                if n > MAX_NUM_LABELS as u64 {
+                    return Err(json_err(format!(
+                        "field `num_labels`: {n} is more than the {MAX_NUM_LABELS} labels supported"
+                    )));
+                }
+                num_labels = Some(n as usize);
             }
             for key in ["torch_dtype", "dtype"] {
                 if matches!(map.get(key), Some(Value::String(_))) {

@@ -437,3 +437,188 @@ image_size = 32
         assert!(err.contains("pretrained") && err.contains("preset"), "{err}");
     }
 }
+
+/// A bounded mutation fuzzer over [`RunConfig::parse`] (the run config is read by this binary
+/// crate, so it is fuzzed here rather than in `vit-fuzz`). Seeds are the shipped `configs/`;
+/// mutations are byte edits, value swaps (wrong types, out-of-range and non-finite numbers),
+/// line deletions/duplications/moves and `--set` overrides. Any panic fails the test; the input
+/// is printed and, with `VIT_FUZZ_FINDINGS=dir`, saved as `dir/run_config-<hash>.toml`.
+/// `VIT_FUZZ_SECONDS` (default 1) and `VIT_FUZZ_SEED` set the budget and seed;
+/// `scripts/fuzz.sh` runs it.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    const SEEDS: &[&str] = &[
+        include_str!("../../configs/cifar10.toml"),
+        include_str!("../../configs/cifar10-finetune.toml"),
+        include_str!("../../configs/imagefolder.toml"),
+        include_str!("../../configs/simmim-cifar10.toml"),
+        "task = \"classification\"\n[model]\npreset = \"vit-tiny\"\n[data]\ndataset = \"cifar10\"\npath = \"d\"\nimage_size = 32\n",
+    ];
+
+    const LITERALS: &[&str] = &[
+        "0", "-1", "1", "1.5", "-0.0", "1e999", "-1e999", "nan", "inf", "-inf", "+inf", "0x10", "0o7", "0b1", "1_000",
+        "9223372036854775807", "9223372036854775808", "-9223372036854775808", "18446744073709551616", "1e-400",
+        "\"x\"", "\"\"", "'lit'", "'''multi\nline'''", "\"\\u0000\"", "true", "false", "[]", "{}", "[1, \"a\"]",
+        "{ a = 1 }", "1979-05-27T07:32:00Z", "07:32:00", "\"vit-tiny\"", "\"simmim\"", "\"cifar100\"", "\"imagefolder\"",
+        "\"cosine\"", "\"none\"", "\"imagenet\"", "\"bicubic\"", "0.999999", "1.0",
+    ];
+
+    const KEYS: &[&str] = &[
+        "task", "pretrained", "preset", "image_size", "patch_size", "hidden_size", "num_hidden_layers",
+        "num_attention_heads", "intermediate_size", "hidden_act", "hidden_dropout_prob", "qkv_bias", "encoder_stride",
+        "num_labels", "ignore_mismatched_sizes", "interpolate_pos_encoding", "dataset", "path", "validation_dir",
+        "download", "augmentation", "validation_split", "batch_size", "eval_batch_size", "workers", "normalize",
+        "resample", "mask_patch_size", "mask_ratio", "skip_corrupt", "lr", "beta1", "beta2", "eps", "weight_decay",
+        "max_grad_norm", "grad_accumulation", "warmup_steps", "warmup_ratio", "schedule", "label_smoothing",
+        "layer_decay", "epochs", "max_steps", "seed", "keep_last", "early_stopping_patience", "output_dir", "device",
+        "log_every", "sample_every", "",
+    ];
+
+    const SECTIONS: &[&str] = &["model", "data", "optimizer", "run", "", "task", "model.sub", "x"];
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    fn mutate(rng: &mut Rng, text: &mut String) {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        match rng.below(9) {
+            0..=2 => {
+                // a value of another type / range
+                let with_value: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].contains('=')).collect();
+                if !with_value.is_empty() {
+                    let i = with_value[rng.below(with_value.len())];
+                    let key = lines[i].split('=').next().unwrap_or_default().to_string();
+                    lines[i] = format!("{key}= {}", rng.pick(LITERALS));
+                }
+            }
+            3 if !lines.is_empty() => {
+                lines.remove(rng.below(lines.len()));
+            }
+            4 if !lines.is_empty() => {
+                let line = lines[rng.below(lines.len())].clone();
+                let at = rng.below(lines.len() + 1);
+                lines.insert(at, line);
+            }
+            5 => {
+                let at = rng.below(lines.len() + 1);
+                lines.insert(at, format!("{} = {}", rng.pick(KEYS), rng.pick(LITERALS)));
+            }
+            6 => {
+                let at = rng.below(lines.len() + 1);
+                let header = if rng.below(4) == 0 { format!("[[{}]]", rng.pick(SECTIONS)) } else { format!("[{}]", rng.pick(SECTIONS)) };
+                lines.insert(at, header);
+            }
+            _ => {
+                // bytes: flip, insert, delete, truncate (kept valid UTF-8 by lossy conversion)
+                let mut bytes = std::mem::take(text).into_bytes();
+                if !bytes.is_empty() {
+                    let i = rng.below(bytes.len());
+                    match rng.below(4) {
+                        0 => bytes[i] ^= 1 << rng.below(8),
+                        1 => bytes.insert(i, *b"=[]{}\"'.,#\n\\".get(rng.below(12)).unwrap_or(&b'x')),
+                        2 => {
+                            bytes.remove(i);
+                        }
+                        _ => bytes.truncate(i),
+                    }
+                }
+                *text = String::from_utf8_lossy(&bytes).into_owned();
+                return;
+            }
+        }
+        *text = lines.join("\n");
+    }
+
+    fn overrides(rng: &mut Rng) -> Vec<String> {
+        (0..rng.below(3))
+            .map(|_| match rng.below(5) {
+                0 => format!("{}={}", rng.pick(KEYS), rng.pick(LITERALS)),
+                1 => rng.pick(LITERALS).to_string(),
+                2 => format!("{}.{}.{}={}", rng.pick(SECTIONS), rng.pick(KEYS), rng.pick(KEYS), rng.pick(LITERALS)),
+                _ => format!("{}.{}={}", rng.pick(SECTIONS), rng.pick(KEYS), rng.pick(LITERALS)),
+            })
+            .collect()
+    }
+
+    fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+        std::env::var(name).ok().and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn fuzz_parse_never_panics() {
+        let seconds: f64 = env("VIT_FUZZ_SECONDS").unwrap_or(1.0);
+        let mut rng = Rng(env("VIT_FUZZ_SEED").unwrap_or(0x5eed));
+        let findings: Option<PathBuf> = env("VIT_FUZZ_FINDINGS");
+        let mut corpus: Vec<String> = SEEDS.iter().map(|s| s.to_string()).collect();
+        let mut seen = std::collections::HashSet::new();
+        let start = std::time::Instant::now();
+        let (mut execs, mut failures) = (0u64, Vec::new());
+        while start.elapsed().as_secs_f64() < seconds || execs < SEEDS.len() as u64 {
+            let mut text = corpus[rng.below(corpus.len())].clone();
+            let sets = if execs < SEEDS.len() as u64 {
+                text = SEEDS[execs as usize].to_string();
+                Vec::new()
+            } else {
+                for _ in 0..1 + rng.below(3) {
+                    mutate(&mut rng, &mut text);
+                }
+                overrides(&mut rng)
+            };
+            execs += 1;
+            let result = std::panic::catch_unwind(|| {
+                let parsed = RunConfig::parse(&text, &sets);
+                if let Ok(c) = &parsed {
+                    let saved = c.to_toml();
+                    if let Err(e) = RunConfig::parse(&saved, &[]) {
+                        panic!("a parsed config, saved, does not parse again: {e:#}\n{saved}");
+                    }
+                }
+                match parsed {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => format!("{e:#}").chars().filter(|c| !c.is_ascii_digit()).take(120).collect(),
+                }
+            });
+            match result {
+                Ok(outcome) => {
+                    if seen.insert(outcome) && corpus.len() < 2048 {
+                        corpus.push(text);
+                    }
+                }
+                Err(payload) => {
+                    let message = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    let input = format!("{text}\n# --set {sets:?}\n");
+                    eprintln!("FINDING [run_config] panic: {message}\n--- input ---\n{input}---");
+                    if let Some(dir) = &findings {
+                        let hash = input.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+                        let _ = std::fs::create_dir_all(dir);
+                        let _ = std::fs::write(dir.join(format!("run_config-{hash:016x}.toml")), &input);
+                    }
+                    failures.push(message);
+                }
+            }
+        }
+        eprintln!("run_config: {execs} execs in {:.1} s, {} outcomes, {} panics", start.elapsed().as_secs_f64(), seen.len(), failures.len());
+        assert!(failures.is_empty(), "RunConfig::parse panicked: {failures:?}");
+    }
+}

@@ -112,6 +112,21 @@ fn prepare_output_dir(config: &RunConfig, options: &TrainOptions) -> Result<Opti
     Ok(None)
 }
 
+/// Removes the rows of `metrics.csv` logged after epoch `epoch` (by a run that was interrupted
+/// before its next checkpoint), so that the resumed run's rows replace them.
+fn drop_metrics_after(csv: &Path, epoch: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(csv) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, line)| *i == 0 || line.split(',').nth(1).and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= epoch))
+        .map(|(_, line)| line)
+        .collect();
+    let mut out = kept.join("\n");
+    out.push('\n');
+    vit_model::checkpoint::write_atomic(csv, out.as_bytes()).with_context(|| format!("cannot rewrite {}", csv.display()))
+}
+
 /// The model configuration of a run from scratch.
 pub fn preset_config(config: &RunConfig, classes: &[String]) -> Result<ViTConfig> {
     let m = &config.model;
@@ -353,6 +368,7 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
     let resume_epoch = prepare_output_dir(&config, &options)?;
     if let Some(epoch) = resume_epoch {
         eprintln!("resuming {} from epoch {epoch}", config.run.output_dir.display());
+        drop_metrics_after(&config.run.output_dir.join("metrics.csv"), epoch)?;
     }
 
     let data = open_datasets(&config.data, config.run.seed)?;

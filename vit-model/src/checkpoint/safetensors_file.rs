@@ -49,6 +49,7 @@ pub fn locate(dir: &Path) -> Result<CheckpointFiles> {
             message: "field `weight_map`: expected an object of tensor name → shard file".into(),
         })?;
         let mut shards: Vec<PathBuf> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for (key, file) in map {
             let file = file.as_str().ok_or_else(|| ViTError::Json {
                 path: index.clone(),
@@ -61,7 +62,7 @@ pub fn locate(dir: &Path) -> Result<CheckpointFiles> {
                 });
             }
             let shard = dir.join(file);
-            if !shards.contains(&shard) {
+            if seen.insert(shard.clone()) {
                 shards.push(shard);
             }
         }
@@ -137,7 +138,7 @@ fn read_typed(path: &Path, allow_integers: bool) -> Result<BTreeMap<String, (Dty
             }
         };
         let shape = view.shape().to_vec();
-        if data.len() != shape.iter().product::<usize>() {
+        if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(data.len()) {
             return Err(bad(format!("tensor '{name}' has {} values for shape {shape:?}", data.len())));
         }
         out.insert(name, (view.dtype(), HfTensor { shape, data }));
