@@ -36,6 +36,9 @@ pub struct Options {
     pub targets: Vec<String>,
     /// Wall-clock seconds, split evenly over the targets.
     pub seconds: f64,
+    /// Stop each target after this many inputs instead (the seeds included): with the same
+    /// seed, the same inputs in the same order.
+    pub execs: Option<u64>,
     /// Seed of the mutations: the same seed makes the same inputs.
     pub seed: u64,
     /// Where findings are saved (`<target>-<hash>.bin`); `None`: not saved.
@@ -55,6 +58,7 @@ impl Default for Options {
         Options {
             targets: Vec::new(),
             seconds: 60.0,
+            execs: None,
             seed: 0,
             findings_dir: None,
             root: seeds::default_root(),
@@ -79,6 +83,9 @@ pub struct Finding {
     /// How many inputs hit the same panic location.
     pub hits: usize,
 }
+
+/// Most inputs kept per target (seeds included).
+const MAX_CORPUS: usize = 4096;
 
 /// What one target's run did.
 #[derive(Clone, Debug)]
@@ -109,7 +116,12 @@ struct Current {
     findings_dir: Option<PathBuf>,
 }
 
-static CURRENT: Mutex<Current> = Mutex::new(Current { target: "", input: Vec::new(), started: None, findings_dir: None });
+static CURRENT: Mutex<Current> = Mutex::new(Current {
+    target: "",
+    input: Vec::new(),
+    started: None,
+    findings_dir: None,
+});
 static ALLOC_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 static IN_GUARD: AtomicBool = AtomicBool::new(false);
 
@@ -125,7 +137,13 @@ pub struct GuardAlloc;
 
 fn check_size(size: usize) {
     if size > ALLOC_LIMIT.load(Ordering::Relaxed) && !IN_GUARD.swap(true, Ordering::SeqCst) {
-        fatal("allocation", &format!("an allocation of {size} bytes (limit {})", ALLOC_LIMIT.load(Ordering::Relaxed)));
+        fatal(
+            "allocation",
+            &format!(
+                "an allocation of {size} bytes (limit {})",
+                ALLOC_LIMIT.load(Ordering::Relaxed)
+            ),
+        );
     }
 }
 
@@ -168,7 +186,9 @@ fn start_watchdog(timeout: Duration) -> Arc<AtomicBool> {
     std::thread::spawn(move || {
         while !flag.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(200));
-            let late = lock(&CURRENT).started.is_some_and(|t| t.elapsed() > timeout);
+            let late = lock(&CURRENT)
+                .started
+                .is_some_and(|t| t.elapsed() > timeout);
             if late && !flag.load(Ordering::Relaxed) {
                 fatal("timeout", &format!("one input ran longer than {timeout:?}"));
             }
@@ -192,7 +212,9 @@ fn panic_message(info: &panic::PanicHookInfo<'_>) -> String {
 
 /// 64-bit FNV-1a, for finding file names.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn save(dir: &Path, stem: &str, input: &[u8]) -> Option<PathBuf> {
@@ -208,8 +230,19 @@ pub fn print_input(input: &[u8], saved: Option<&Path>) {
         eprintln!("  saved: {}", p.display());
     }
     let head = &input[..input.len().min(512)];
-    let printable = head.iter().filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()).count();
-    eprintln!("  input ({} bytes{}):", input.len(), if input.len() > 512 { ", first 512 shown" } else { "" });
+    let printable = head
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        .count();
+    eprintln!(
+        "  input ({} bytes{}):",
+        input.len(),
+        if input.len() > 512 {
+            ", first 512 shown"
+        } else {
+            ""
+        }
+    );
     if printable * 10 >= head.len() * 9 {
         eprintln!("  {}", String::from_utf8_lossy(head).replace('\n', "\n  "));
     } else {
@@ -225,7 +258,9 @@ pub fn exec_one(target: &Target, work: &Workdir, input: &[u8]) -> Result<String,
     *lock(&LAST_PANIC) = None;
     match panic::catch_unwind(AssertUnwindSafe(|| (target.exec)(work, input))) {
         Ok(sig) => Ok(sig),
-        Err(_) => Err(lock(&LAST_PANIC).take().unwrap_or_else(|| "panic (no message)".into())),
+        Err(_) => Err(lock(&LAST_PANIC)
+            .take()
+            .unwrap_or_else(|| "panic (no message)".into())),
     }
 }
 
@@ -234,7 +269,17 @@ struct HookGuard;
 impl HookGuard {
     fn install() -> Self {
         panic::set_hook(Box::new(|info| {
-            *lock(&LAST_PANIC) = Some(panic_message(info));
+            let message = panic_message(info);
+            // Some panics cannot unwind (they abort right after this hook): print the message and
+            // keep the input so that those are findings too.
+            eprintln!("panic: {message}");
+            if let Ok(c) = CURRENT.try_lock()
+                && let Some(dir) = &c.findings_dir
+                && std::fs::create_dir_all(dir).is_ok()
+            {
+                let _ = std::fs::write(dir.join(format!("{}-last-panic.bin", c.target)), &c.input);
+            }
+            *lock(&LAST_PANIC) = Some(message);
         }));
         HookGuard
     }
@@ -242,7 +287,10 @@ impl HookGuard {
 
 impl Drop for HookGuard {
     fn drop(&mut self) {
-        let _ = panic::take_hook();
+        // (Changing the hook while unwinding would abort.)
+        if !std::thread::panicking() {
+            let _ = panic::take_hook();
+        }
     }
 }
 
@@ -259,7 +307,14 @@ pub fn replay(target: &Target, input: &[u8]) -> Result<String, String> {
 
 /// Where a panic message says it happened (`file:line`), to count repeats as one finding.
 fn panic_site(message: &str) -> String {
-    message.rsplit(" at ").next().unwrap_or(message).rsplitn(2, ':').last().unwrap_or(message).to_string()
+    message
+        .rsplit(" at ")
+        .next()
+        .unwrap_or(message)
+        .rsplitn(2, ':')
+        .last()
+        .unwrap_or(message)
+        .to_string()
 }
 
 /// Fuzzes the selected targets for `options.seconds` in all; returns what each did.
@@ -272,13 +327,21 @@ pub fn run(options: &Options) -> Result<Vec<TargetReport>, String> {
             .iter()
             .map(|n| {
                 targets::find(n).ok_or_else(|| {
-                    format!("unknown target `{n}`; targets: {}", TARGETS.iter().map(|t| t.name).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "unknown target `{n}`; targets: {}",
+                        TARGETS
+                            .iter()
+                            .map(|t| t.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 })
             })
             .collect::<Result<_, _>>()?
     };
     let work = Workdir::new().map_err(|e| format!("cannot create a work directory: {e}"))?;
-    let per_target = Duration::from_secs_f64(options.seconds.max(0.0) / selected.len().max(1) as f64);
+    let per_target =
+        Duration::from_secs_f64(options.seconds.max(0.0) / selected.len().max(1) as f64);
     let _hook = HookGuard::install();
     lock(&CURRENT).findings_dir = options.findings_dir.clone();
     let stop = start_watchdog(options.timeout);
@@ -294,7 +357,13 @@ pub fn run(options: &Options) -> Result<Vec<TargetReport>, String> {
     Ok(reports)
 }
 
-fn fuzz_target(target: &'static Target, work: &Workdir, rng: &mut Rng, budget: Duration, options: &Options) -> TargetReport {
+fn fuzz_target(
+    target: &'static Target,
+    work: &Workdir,
+    rng: &mut Rng,
+    budget: Duration,
+    options: &Options,
+) -> TargetReport {
     let start = Instant::now();
     let mut corpus: Vec<Vec<u8>> = (target.seeds)(&options.root);
     if corpus.is_empty() {
@@ -310,7 +379,11 @@ fn fuzz_target(target: &'static Target, work: &Workdir, rng: &mut Rng, budget: D
     // Seeds run unmutated first.
     let mut pending_seed = 0usize;
     loop {
-        if start.elapsed() >= budget && pending_seed >= seeds {
+        let done = match options.execs {
+            Some(n) => execs >= n,
+            None => start.elapsed() >= budget,
+        };
+        if done && pending_seed >= seeds {
             break;
         }
         input.clear();
@@ -319,7 +392,11 @@ fn fuzz_target(target: &'static Target, work: &Workdir, rng: &mut Rng, budget: D
             pending_seed += 1;
         } else {
             // Kept inputs are favoured over the (large) seeds once there are some.
-            let i = if corpus.len() > seeds && rng.below(3) != 0 { rng.range(seeds, corpus.len() - 1) } else { rng.below(corpus.len()) };
+            let i = if corpus.len() > seeds && rng.below(3) != 0 {
+                rng.range(seeds, corpus.len() - 1)
+            } else {
+                rng.below(corpus.len())
+            };
             input.extend_from_slice(&corpus[i]);
             mutate::stacked(rng, &mut input, &corpus, target.mutate);
         }
@@ -337,8 +414,14 @@ fn fuzz_target(target: &'static Target, work: &Workdir, rng: &mut Rng, budget: D
         execs += 1;
         match result {
             Ok(sig) => {
-                if seen.insert(fnv1a(sig.as_bytes())) && corpus.len() < 4096 && pending_seed >= seeds {
-                    corpus.push(input.clone());
+                if seen.insert(fnv1a(sig.as_bytes())) && pending_seed >= seeds {
+                    // A new outcome: keep the input (when full, in place of a kept one).
+                    if corpus.len() < MAX_CORPUS.max(seeds + 1) {
+                        corpus.push(input.clone());
+                    } else {
+                        let i = rng.range(seeds, corpus.len() - 1);
+                        corpus[i].clone_from(&input);
+                    }
                 }
             }
             Err(message) => {
@@ -347,13 +430,22 @@ fn fuzz_target(target: &'static Target, work: &Workdir, rng: &mut Rng, budget: D
                     findings[i].hits += 1;
                     continue;
                 }
-                let saved = options.findings_dir.as_deref().and_then(|d| save(d, target.name, &input));
+                let saved = options
+                    .findings_dir
+                    .as_deref()
+                    .and_then(|d| save(d, target.name, &input));
                 if options.verbose {
                     eprintln!("\nFINDING [{}] panic: {message}", target.name);
                     print_input(&input, saved.as_deref());
                 }
                 by_site.insert(site, findings.len());
-                findings.push(Finding { target: target.name, message, input: input.clone(), saved, hits: 1 });
+                findings.push(Finding {
+                    target: target.name,
+                    message,
+                    input: input.clone(),
+                    saved,
+                    hits: 1,
+                });
             }
         }
         if options.verbose && start.elapsed() >= next_report {
@@ -368,5 +460,12 @@ fn fuzz_target(target: &'static Target, work: &Workdir, rng: &mut Rng, budget: D
             next_report += Duration::from_secs(10);
         }
     }
-    TargetReport { target: target.name, execs, corpus: corpus.len(), outcomes: seen.len(), seconds: start.elapsed().as_secs_f64(), findings }
+    TargetReport {
+        target: target.name,
+        execs,
+        corpus: corpus.len(),
+        outcomes: seen.len(),
+        seconds: start.elapsed().as_secs_f64(),
+        findings,
+    }
 }

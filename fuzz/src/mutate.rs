@@ -123,13 +123,19 @@ pub fn bytes(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
         }
         2 => {
             let i = rng.below(len);
-            data[i] = *rng.pick(&[0u8, 1, 0x7f, 0x80, 0xff, b'0', b'9', b'"', b'{', b'[', b',', b'-', b'e']);
+            data[i] = *rng.pick(&[
+                0u8, 1, 0x7f, 0x80, 0xff, b'0', b'9', b'"', b'{', b'[', b',', b'-', b'e',
+            ]);
         }
         3 => {
             // an interesting 16/32/64-bit integer, either endianness
             let v = *rng.pick(INTERESTING_U64);
             let width = *rng.pick(&[2usize, 4, 8]);
-            let b: Vec<u8> = if rng.one_in(2) { v.to_le_bytes()[..width].to_vec() } else { v.to_be_bytes()[8 - width..].to_vec() };
+            let b: Vec<u8> = if rng.one_in(2) {
+                v.to_le_bytes()[..width].to_vec()
+            } else {
+                v.to_be_bytes()[8 - width..].to_vec()
+            };
             let i = rng.below(len);
             for (k, byte) in b.into_iter().enumerate() {
                 if let Some(slot) = data.get_mut(i + k) {
@@ -140,7 +146,11 @@ pub fn bytes(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
         4 => {
             let i = rng.below(len);
             let delta = rng.range(1, 35) as u8;
-            data[i] = if rng.one_in(2) { data[i].wrapping_add(delta) } else { data[i].wrapping_sub(delta) };
+            data[i] = if rng.one_in(2) {
+                data[i].wrapping_add(delta)
+            } else {
+                data[i].wrapping_sub(delta)
+            };
         }
         5 => {
             // insert random bytes
@@ -192,7 +202,11 @@ pub fn bytes(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
         11 => {
             // repeat a byte many times (long runs, big numbers in text)
             let at = rng.below(len + 1);
-            let b = if rng.one_in(2) { data[rng.below(len)] } else { rng.byte() };
+            let b = if rng.one_in(2) {
+                data[rng.below(len)]
+            } else {
+                rng.byte()
+            };
             let n = rng.small_len(4096);
             data.splice(at..at, std::iter::repeat_n(b, n));
         }
@@ -205,7 +219,12 @@ pub fn bytes(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
 }
 
 /// Applies 1 to 4 mutations, each chosen by `one`.
-pub fn stacked(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>], one: fn(&mut Rng, &mut Vec<u8>, &[Vec<u8>])) {
+pub fn stacked(
+    rng: &mut Rng,
+    data: &mut Vec<u8>,
+    others: &[Vec<u8>],
+    one: fn(&mut Rng, &mut Vec<u8>, &[Vec<u8>]),
+) {
     let n = match rng.below(8) {
         0..=3 => 1,
         4..=5 => 2,
@@ -306,7 +325,9 @@ fn interesting_value(rng: &mut Rng) -> Value {
         0 => Value::Null,
         1 => Value::Bool(rng.one_in(2)),
         2..=4 => Value::Number(Number::from(*rng.pick(INTERESTING_U64))),
-        5 => Value::Number(Number::from(-(rng.pick(INTERESTING_U64).min(&(i64::MAX as u64)).to_owned() as i64))),
+        5 => Value::Number(Number::from(
+            -(rng.pick(INTERESTING_U64).min(&(i64::MAX as u64)).to_owned() as i64),
+        )),
         6 => Number::from_f64(*rng.pick(&[
             0.0,
             -0.0,
@@ -329,11 +350,18 @@ fn interesting_value(rng: &mut Rng) -> Value {
         .map_or(Value::Null, Value::Number),
         7 => Value::String(rng.pick(KNOWN_STRINGS).to_string()),
         8 => Value::String("x".repeat(rng.small_len(5000))),
-        9 => Value::Array((0..rng.small_len(8)).map(|_| Value::Number(Number::from(rng.below(300)))).collect()),
+        9 => Value::Array(
+            (0..rng.small_len(8))
+                .map(|_| Value::Number(Number::from(rng.below(300))))
+                .collect(),
+        ),
         10 => {
             let mut m = Map::new();
             for _ in 0..rng.range(0, 3) {
-                m.insert(rng.pick(KNOWN_KEYS).to_string(), Value::Number(Number::from(rng.below(300))));
+                m.insert(
+                    rng.pick(KNOWN_KEYS).to_string(),
+                    Value::Number(Number::from(rng.below(300))),
+                );
             }
             Value::Object(m)
         }
@@ -377,7 +405,9 @@ pub fn json_value(rng: &mut Rng, root: &mut Value) {
     let mut pointers = Vec::new();
     collect_pointers(root, String::new(), &mut pointers);
     let pointer = rng.pick(&pointers).clone();
-    let Some(node) = root.pointer_mut(&pointer) else { return };
+    let Some(node) = root.pointer_mut(&pointer) else {
+        return;
+    };
     match rng.below(10) {
         0..=2 => *node = interesting_value(rng),
         3 => {
@@ -393,9 +423,20 @@ pub fn json_value(rng: &mut Rng, root: &mut Value) {
                 Value::String(s) => s
                     .parse::<u64>()
                     .map(|n| Value::Number(n.into()))
-                    .unwrap_or_else(|_| if rng.one_in(2) { Value::Array(vec![Value::String(s)]) } else { Value::Bool(true) }),
+                    .unwrap_or_else(|_| {
+                        if rng.one_in(2) {
+                            Value::Array(vec![Value::String(s)])
+                        } else {
+                            Value::Bool(true)
+                        }
+                    }),
                 Value::Bool(b) => Value::Number((b as u64).into()),
-                Value::Array(a) => Value::Object(a.into_iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect()),
+                Value::Array(a) => Value::Object(
+                    a.into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (i.to_string(), v))
+                        .collect(),
+                ),
                 Value::Object(m) => {
                     if rng.one_in(2) {
                         Value::Array(m.into_iter().map(|(_, v)| v).collect())
@@ -418,7 +459,11 @@ pub fn json_value(rng: &mut Rng, root: &mut Value) {
                     _ => x * (rng.range(2, 1 << 20) as f64),
                 };
                 *node = if y.fract() == 0.0 && y.abs() < 1.8e19 {
-                    if y >= 0.0 { Value::Number((y as u64).into()) } else { Value::Number((y as i64).into()) }
+                    if y >= 0.0 {
+                        Value::Number((y as u64).into())
+                    } else {
+                        Value::Number((y as i64).into())
+                    }
                 } else {
                     Number::from_f64(y).map_or(Value::Null, Value::Number)
                 };
@@ -428,7 +473,11 @@ pub fn json_value(rng: &mut Rng, root: &mut Value) {
         }
         5 => match node {
             Value::Object(m) if !m.is_empty() => {
-                let k = m.keys().nth(rng.below(m.len())).cloned().unwrap_or_default();
+                let k = m
+                    .keys()
+                    .nth(rng.below(m.len()))
+                    .cloned()
+                    .unwrap_or_default();
                 m.remove(&k);
             }
             Value::Array(a) if !a.is_empty() => {
@@ -441,8 +490,16 @@ pub fn json_value(rng: &mut Rng, root: &mut Value) {
                 m.insert(rng.pick(KNOWN_KEYS).to_string(), interesting_value(rng));
             }
             Value::Array(a) => {
-                let v = if a.is_empty() || rng.one_in(2) { interesting_value(rng) } else { a[rng.below(a.len())].clone() };
-                let n = if rng.one_in(8) { rng.small_len(2000) } else { 1 };
+                let v = if a.is_empty() || rng.one_in(2) {
+                    interesting_value(rng)
+                } else {
+                    a[rng.below(a.len())].clone()
+                };
+                let n = if rng.one_in(8) {
+                    rng.small_len(2000)
+                } else {
+                    1
+                };
                 for _ in 0..n {
                     a.push(v.clone());
                 }
@@ -454,7 +511,11 @@ pub fn json_value(rng: &mut Rng, root: &mut Value) {
             if let Value::Object(m) = node
                 && !m.is_empty()
             {
-                let k = m.keys().nth(rng.below(m.len())).cloned().unwrap_or_default();
+                let k = m
+                    .keys()
+                    .nth(rng.below(m.len()))
+                    .cloned()
+                    .unwrap_or_default();
                 if let Some(v) = m.remove(&k) {
                     let new = match rng.below(3) {
                         0 => rng.pick(KNOWN_KEYS).to_string(),
@@ -495,7 +556,11 @@ pub fn json_literal(rng: &mut Rng, data: &mut Vec<u8>) {
             let c = data[i];
             let prev = if i == 0 { b' ' } else { data[i - 1] };
             (c.is_ascii_digit() || c == b'-' || c == b't' || c == b'f' || c == b'n')
-                && !(prev.is_ascii_alphanumeric() || prev == b'.' || prev == b'-' || prev == b'_' || prev == b'"')
+                && !(prev.is_ascii_alphanumeric()
+                    || prev == b'.'
+                    || prev == b'-'
+                    || prev == b'_'
+                    || prev == b'"')
         })
         .collect();
     if starts.is_empty() {
@@ -517,7 +582,11 @@ pub fn json(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
         0..=5 => {
             if let Ok(mut v) = serde_json::from_slice::<Value>(data) {
                 json_value(rng, &mut v);
-                let text = if rng.one_in(2) { serde_json::to_vec_pretty(&v) } else { serde_json::to_vec(&v) };
+                let text = if rng.one_in(2) {
+                    serde_json::to_vec_pretty(&v)
+                } else {
+                    serde_json::to_vec(&v)
+                };
                 if let Ok(text) = text {
                     *data = text;
                     put(data);
@@ -535,8 +604,8 @@ pub fn json(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
 // safetensors
 
 const DTYPES: &[&str] = &[
-    "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "U16", "U32", "U64", "BOOL", "F8_E4M3", "F8_E5M2",
-    "F8_E8M0", "E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64", "f32", "X",
+    "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "U16", "U32", "U64", "BOOL",
+    "F8_E4M3", "F8_E5M2", "F8_E8M0", "E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64", "f32", "X",
 ];
 
 /// Bytes per element of a safetensors dtype, for the dtypes this repo reads (else `None`).
@@ -562,7 +631,7 @@ pub fn split_safetensors(data: &[u8]) -> Option<(Value, Vec<u8>)> {
 pub fn join_safetensors(header: &Value, body: &[u8], pad: bool) -> Vec<u8> {
     let mut h = serde_json::to_vec(header).unwrap_or_default();
     if pad {
-        while h.len() % 8 != 0 {
+        while !h.len().is_multiple_of(8) {
             h.push(b' ');
         }
     }
@@ -573,29 +642,49 @@ pub fn join_safetensors(header: &Value, body: &[u8], pad: bool) -> Vec<u8> {
 }
 
 fn tensor_names(header: &Value) -> Vec<String> {
-    header.as_object().map(|m| m.keys().filter(|k| *k != "__metadata__").cloned().collect()).unwrap_or_default()
+    header
+        .as_object()
+        .map(|m| m.keys().filter(|k| *k != "__metadata__").cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Rewrites tensors' offsets one after another to fit their dtype and shape, and the data to
 /// match: a valid file whose tensors have new dtypes and shapes.
 fn relayout(rng: &mut Rng, header: &mut Value, body: &mut Vec<u8>) {
-    let Some(map) = header.as_object_mut() else { return };
+    let Some(map) = header.as_object_mut() else {
+        return;
+    };
     let mut offset = 0usize;
     let mut new_body = Vec::new();
     for (name, info) in map.iter_mut() {
         if name == "__metadata__" {
             continue;
         }
-        let Some(dtype) = info.get("dtype").and_then(Value::as_str).and_then(dtype_size) else { continue };
-        let Some(shape) = info.get("shape").and_then(Value::as_array) else { continue };
-        let Some(count) = shape.iter().try_fold(1usize, |acc, d| d.as_u64().and_then(|d| acc.checked_mul(d as usize)))
+        let Some(dtype) = info
+            .get("dtype")
+            .and_then(Value::as_str)
+            .and_then(dtype_size)
         else {
             continue;
         };
-        let Some(nbytes) = count.checked_mul(dtype).filter(|&n| n <= 1 << 20) else { continue };
-        let old = info.get("data_offsets").and_then(Value::as_array).and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)));
+        let Some(shape) = info.get("shape").and_then(Value::as_array) else {
+            continue;
+        };
+        let Some(count) = shape.iter().try_fold(1usize, |acc, d| {
+            d.as_u64().and_then(|d| acc.checked_mul(d as usize))
+        }) else {
+            continue;
+        };
+        let Some(nbytes) = count.checked_mul(dtype).filter(|&n| n <= 1 << 20) else {
+            continue;
+        };
+        let old = info
+            .get("data_offsets")
+            .and_then(Value::as_array)
+            .and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)));
         for i in 0..nbytes {
-            let from_old = old.and_then(|(s, _)| body.get(s as usize + i).copied());
+            let from_old =
+                old.and_then(|(s, _)| body.get(usize::try_from(s).ok()?.checked_add(i)?).copied());
             new_body.push(from_old.unwrap_or_else(|| rng.byte()));
         }
         info["data_offsets"] = Value::Array(vec![offset.into(), (offset + nbytes).into()]);
@@ -629,8 +718,15 @@ pub fn safetensors(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
         return bytes(rng, data, others);
     };
     // Only tensors whose entry is an object can take field edits (indexing anything else panics).
-    let names: Vec<String> = tensor_names(&header).into_iter().filter(|n| header[n].is_object()).collect();
-    let name = if names.is_empty() { None } else { Some(rng.pick(&names).clone()) };
+    let names: Vec<String> = tensor_names(&header)
+        .into_iter()
+        .filter(|n| header[n].is_object())
+        .collect();
+    let name = if names.is_empty() {
+        None
+    } else {
+        Some(rng.pick(&names).clone())
+    };
     match (rng.below(10), name) {
         (0, Some(name)) => {
             header[&name]["dtype"] = Value::String(rng.pick(DTYPES).to_string());
@@ -644,8 +740,12 @@ pub fn safetensors(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
                 1 => vec![0],
                 2 => vec![*rng.pick(INTERESTING_U64)],
                 3 => vec![100_000, 100_000, 10],
-                4 => (0..rng.range(1, 6)).map(|_| *rng.pick(INTERESTING_U64)).collect(),
-                _ => (0..rng.range(1, 4)).map(|_| rng.range(0, 9) as u64).collect(),
+                4 => (0..rng.range(1, 6))
+                    .map(|_| *rng.pick(INTERESTING_U64))
+                    .collect(),
+                _ => (0..rng.range(1, 4))
+                    .map(|_| rng.range(0, 9) as u64)
+                    .collect(),
             };
             header[&name]["shape"] = shape.into();
             if rng.one_in(2) {
@@ -713,7 +813,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -741,7 +845,26 @@ fn fix_crc(data: &mut [u8], at: usize, len: usize) {
 
 /// Dimensions a header might claim.
 fn claimed_dimension(rng: &mut Rng) -> u32 {
-    *rng.pick(&[0u32, 1, 2, 3, 7, 32, 255, 256, 4096, 16383, 16384, 16385, 65535, 65536, 100_000, 0x7fff_ffff, 0x8000_0000, u32::MAX])
+    *rng.pick(&[
+        0u32,
+        1,
+        2,
+        3,
+        7,
+        32,
+        255,
+        256,
+        4096,
+        16383,
+        16384,
+        16385,
+        65535,
+        65536,
+        100_000,
+        0x7fff_ffff,
+        0x8000_0000,
+        u32::MAX,
+    ])
 }
 
 /// A mutation of an image file: PNG chunk-aware (IHDR width/height/depth/colour type, chunk
@@ -753,12 +876,20 @@ pub fn image(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
             return bytes(rng, data, others);
         }
         let fix = rng.below(5) != 0;
-        let (at, len) = if rng.one_in(2) { chunks[0] } else { *rng.pick(&chunks) };
+        let (at, len) = if rng.one_in(2) {
+            chunks[0]
+        } else {
+            *rng.pick(&chunks)
+        };
         match rng.below(7) {
             0 | 1 if &data[at + 4..at + 8] == b"IHDR" && len >= 13 => {
                 // width and height: 100000x100000, 0x0, u32::MAX...
                 let w = claimed_dimension(rng);
-                let h = if rng.one_in(2) { w } else { claimed_dimension(rng) };
+                let h = if rng.one_in(2) {
+                    w
+                } else {
+                    claimed_dimension(rng)
+                };
                 if rng.below(3) != 0 {
                     data[at + 8..at + 12].copy_from_slice(&w.to_be_bytes());
                 }
@@ -783,7 +914,21 @@ pub fn image(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
             }
             4 => {
                 // insert a chunk of a type the decoder interprets
-                let kind = *rng.pick(&[&b"tRNS"[..], b"PLTE", b"acTL", b"fcTL", b"fdAT", b"iCCP", b"zTXt", b"gAMA", b"sBIT", b"cICP", b"IDAT", b"IEND", b"eXIf"]);
+                let kind = *rng.pick(&[
+                    &b"tRNS"[..],
+                    b"PLTE",
+                    b"acTL",
+                    b"fcTL",
+                    b"fdAT",
+                    b"iCCP",
+                    b"zTXt",
+                    b"gAMA",
+                    b"sBIT",
+                    b"cICP",
+                    b"IDAT",
+                    b"IEND",
+                    b"eXIf",
+                ]);
                 let n = rng.small_len(64);
                 let mut chunk = (n as u32).to_be_bytes().to_vec();
                 chunk.extend_from_slice(kind);
@@ -809,7 +954,11 @@ pub fn image(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
                 if len > 0 {
                     for _ in 0..rng.range(1, 4) {
                         let i = at + 8 + rng.below(len);
-                        data[i] = if rng.one_in(2) { rng.byte() } else { data[i] ^ (1 << rng.below(8)) };
+                        data[i] = if rng.one_in(2) {
+                            rng.byte()
+                        } else {
+                            data[i] ^ (1 << rng.below(8))
+                        };
                     }
                 }
             }
@@ -824,7 +973,11 @@ pub fn image(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
         let v = claimed_dimension(rng) as u64;
         let width = *rng.pick(&[2usize, 4]);
         let i = rng.below(data.len().min(64));
-        let b: Vec<u8> = if rng.one_in(2) { v.to_le_bytes()[..width].to_vec() } else { v.to_be_bytes()[8 - width..].to_vec() };
+        let b: Vec<u8> = if rng.one_in(2) {
+            v.to_le_bytes()[..width].to_vec()
+        } else {
+            v.to_be_bytes()[8 - width..].to_vec()
+        };
         for (k, byte) in b.into_iter().enumerate() {
             if let Some(slot) = data.get_mut(i + k) {
                 *slot = byte;
@@ -844,7 +997,11 @@ pub fn cifar(rng: &mut Rng, data: &mut Vec<u8>, others: &[Vec<u8>]) {
     if data.is_empty() {
         return bytes(rng, data, others);
     }
-    let record = if data[0] % 3 == 0 { 3073 } else { 3074 };
+    let record = if data[0].is_multiple_of(3) {
+        3073
+    } else {
+        3074
+    };
     let n = (data.len() - 1) / record;
     match rng.below(6) {
         0 if n > 0 => {

@@ -17,7 +17,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     /// 64 random bits.
@@ -35,7 +37,11 @@ impl Rng {
 
     /// Uniform in `0..n` (`0` when `n == 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.u64() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.u64() % n as u64) as usize
+        }
     }
 
     /// Uniform in `lo..=hi`.

@@ -20,7 +20,10 @@ fn two_seconds_of_fuzzing_find_no_panic() {
     assert_eq!(reports.len(), TARGETS.len());
     let mut failures = Vec::new();
     for r in &reports {
-        eprintln!("{:<12} {:>7} execs, corpus {}, {} outcomes", r.target, r.execs, r.corpus, r.outcomes);
+        eprintln!(
+            "{:<12} {:>7} execs, corpus {}, {} outcomes",
+            r.target, r.execs, r.corpus, r.outcomes
+        );
         assert!(r.execs > 0, "{} ran no input", r.target);
         for f in &r.findings {
             eprintln!("FINDING [{}]: {}", f.target, f.message);
@@ -28,5 +31,9 @@ fn two_seconds_of_fuzzing_find_no_panic() {
             failures.push(format!("[{}] {}", f.target, f.message));
         }
     }
-    assert!(failures.is_empty(), "readers panicked:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "readers panicked:\n{}",
+        failures.join("\n")
+    );
 }

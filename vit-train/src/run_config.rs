@@ -268,8 +268,8 @@ impl RunConfig {
             "cifar10" | "cifar100" | "imagefolder" => {}
             other => bail!("data.dataset: unknown dataset \"{other}\"; expected cifar10, cifar100 or imagefolder"),
         }
-        if d.image_size == 0 {
-            bail!("data.image_size: must be at least 1");
+        if d.image_size == 0 || d.image_size > 16384 {
+            bail!("data.image_size: must be between 1 and 16384, got {}", d.image_size);
         }
         if d.batch_size == 0 {
             bail!("data.batch_size: must be at least 1");

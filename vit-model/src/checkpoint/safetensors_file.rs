@@ -105,7 +105,10 @@ fn read_typed(path: &Path, allow_integers: bool) -> Result<BTreeMap<String, (Dty
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a valid safetensors file ({e}); re-download or re-export it")))?;
     let mut out = BTreeMap::new();
-    for (name, view) in file.tensors() {
+    // `tensors()` comes in hash order: sort, so that the same file always reports the same error.
+    let mut tensors = file.tensors();
+    tensors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, view) in tensors {
         let raw = view.data();
         let data: Vec<f32> = match view.dtype() {
             Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
