@@ -221,6 +221,16 @@ fn bad_inputs_are_clear_errors() {
     let message = load_err(dir.path());
     assert!(message.contains("'classifier.weight' has shape [10, 64]") && message.contains("expects [10, 32]"), "{message}");
 
+    // Weights stored as integers are refused, naming the tensor and the dtype.
+    let ints = safetensors::tensor::serialize(
+        vec![("vit.embeddings.cls_token", safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1, 1, 1], &[0u8; 8]).unwrap())],
+        None,
+    )
+    .unwrap();
+    let dir = model_dir_with(&ints, &config);
+    let message = load_err(dir.path());
+    assert!(message.contains("cls_token") && message.contains("I64"), "{message}");
+
     // A pickle checkpoint is refused, not executed.
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("config.json"), &config).unwrap();

@@ -237,3 +237,37 @@ fn an_unwritable_output_directory_fails_before_training() {
     assert!(stderr.contains("output directory") && stderr.contains("a-file"), "{stderr}");
     assert!(!stderr.contains("epoch 1/"), "training started: {stderr}");
 }
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_no_half_written_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 8);
+    let small = tmp.path().join("small-disk");
+    std::fs::create_dir_all(&small).unwrap();
+    // A 300 KiB filesystem: room for the config files, not for a checkpoint. Mounting needs root;
+    // where it is refused, say so and skip.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=300k", "tmpfs", small.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    let out = small.join("run");
+    let config = write_config(tmp.path(), "c.toml", &classification_config(&data, &out, 2));
+    let output = vit_train(&["--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let listing: Vec<(String, u64)> = std::fs::read_dir(out.join("checkpoint"))
+        .map(|d| d.map(|e| e.unwrap()).map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len())).collect())
+        .unwrap_or_default();
+    let _ = std::process::Command::new("umount").arg(&small).status();
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("No space left") && stderr.contains("cannot write"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(listing.iter().all(|(n, _)| !n.contains(".tmp")), "temporary files left: {listing:?}");
+    // The epoch whose save failed is not a complete checkpoint, so a later resume cannot pick it.
+    let complete = ["model-1.bpk", "optim-1.bpk", "scheduler-1.bpk"].iter().all(|f| listing.iter().any(|(n, _)| n == f));
+    assert!(!complete, "a failed save left a complete-looking checkpoint: {listing:?}");
+}
