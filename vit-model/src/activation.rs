@@ -83,7 +83,7 @@ impl HiddenAct {
     /// Applies the activation element-wise.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Self::Gelu => activation::gelu(x),
+            Self::Gelu => crate::kernels::gelu(x),
             Self::GeluTanh(_) => activation::gelu_approximate(x),
             Self::QuickGelu => x.clone() * activation::sigmoid(x * 1.702),
             Self::Relu => activation::relu(x),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod forward;
 pub mod heads;
 pub mod init;
+pub mod kernels;
 pub mod layer;
 pub mod loss;
 pub mod model;
