@@ -21,8 +21,17 @@ mod train;
 
 use std::process::ExitCode;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// Makes glibc's malloc keep freed tensor buffers for reuse. By default every buffer over
+/// 128 KiB-32 MiB (its adaptive threshold) is a fresh `mmap`, so each tensor op pays page faults
+/// and the kernel zeroing pages — measured at a quarter of a ViT training step's CPU time.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn reuse_freed_memory() {
+    // SAFETY: mallopt only changes allocator parameters; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -71,6 +80,8 @@ fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    reuse_freed_memory();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
