@@ -20,8 +20,10 @@ fn time<F: FnMut()>(name: &str, iters: usize, mut f: F) {
 fn main() {
     let device = Device::flex().autodiff();
     let rows = 64 * 65;
-    let x192 = Tensor::<2>::random([rows, 192], Distribution::Normal(0.0, 1.0), &device).require_grad();
-    let x768 = Tensor::<2>::random([rows, 768], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let x192 =
+        Tensor::<2>::random([rows, 192], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let x768 =
+        Tensor::<2>::random([rows, 768], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let ln = LayerNormConfig::new(192).init(&device);
     let fc1 = LinearConfig::new(192, 768).init(&device);
     let iters = 10;
@@ -50,6 +52,13 @@ fn main() {
     });
     time("linear 192->768 fwd+bwd", iters, || {
         let _ = fc1.forward(x192.clone()).sum().backward();
+    });
+    let w = Tensor::<2>::random([192, 768], Distribution::Default, &device);
+    time("matmul [4160,192]x[192,768]", iters, || {
+        let _ = x192.clone().detach().matmul(w.clone()).into_data();
+    });
+    time("matmul only (no readback)", iters, || {
+        let _ = x192.clone().detach().matmul(w.clone());
     });
     time("add [4160,768]", iters, || {
         let _ = (x768.clone().detach() + x768.clone().detach()).into_data();

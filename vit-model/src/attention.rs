@@ -1,5 +1,6 @@
 //! Multi-head self-attention (HF `ViTSelfAttention`, `ViTSelfOutput`, `ViTAttention`).
 
+use crate::kernels::linear;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::softmax;
@@ -53,10 +54,13 @@ impl ViTSelfAttention {
         output_attentions: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [b, s, d] = hidden.dims();
-        let heads = |t: Tensor<3>| t.reshape([b, s, self.num_heads, self.head_dim]).swap_dims(1, 2);
-        let q = heads(self.query.forward(hidden.clone()));
-        let k = heads(self.key.forward(hidden.clone()));
-        let v = heads(self.value.forward(hidden));
+        let heads = |t: Tensor<3>| {
+            t.reshape([b, s, self.num_heads, self.head_dim])
+                .swap_dims(1, 2)
+        };
+        let q = heads(linear(&self.query, hidden.clone()));
+        let k = heads(linear(&self.key, hidden.clone()));
+        let v = heads(linear(&self.value, hidden));
         let scale = (self.head_dim as f64).powf(-0.5);
 
         let eager = output_attentions || head_mask.is_some() || self.dropout.prob > 0.0;
@@ -68,7 +72,11 @@ impl ViTSelfAttention {
             }
             (probs.clone().matmul(v), output_attentions.then_some(probs))
         } else {
-            let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+            let options = AttentionModuleOptions {
+                scale: Some(scale),
+                softcap: None,
+                is_causal: false,
+            };
             (attention(q, k, v, None, None, options), None)
         };
         (context.swap_dims(1, 2).reshape([b, s, d]), probs)
@@ -115,7 +123,10 @@ impl ViTAttention {
         output_attentions: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let (context, probs) = self.attention.forward(hidden, head_mask, output_attentions);
-        let out = self.output.dropout.forward(self.output.dense.forward(context));
+        let out = self
+            .output
+            .dropout
+            .forward(linear(&self.output.dense, context));
         (out, probs)
     }
 }

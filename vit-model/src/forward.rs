@@ -22,7 +22,9 @@ use crate::model::{HeadMask, ViTForwardOptions, ViTModel};
 pub fn architecture_of(config: &ViTConfig, dir: &Path) -> Result<String> {
     if let Some(arch) = config.architectures.as_ref().and_then(|a| a.first()) {
         return match arch.as_str() {
-            "ViTModel" | "ViTForImageClassification" | "ViTForMaskedImageModeling" => Ok(arch.clone()),
+            "ViTModel" | "ViTForImageClassification" | "ViTForMaskedImageModeling" => {
+                Ok(arch.clone())
+            }
             other => Err(ViTError::Json {
                 path: dir.join("config.json"),
                 message: format!(
@@ -50,13 +52,19 @@ fn tensor<const D: usize>(name: &str, t: &HfTensor, device: &Device) -> Result<T
             t.shape
         )));
     }
-    Ok(Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device))
+    Ok(Tensor::from_data(
+        TensorData::new(t.data.clone(), t.shape.clone()),
+        device,
+    ))
 }
 
 fn output<const D: usize>(t: Tensor<D>) -> HfTensor {
     let data = t.into_data();
     let shape = data.shape().to_vec();
-    let data = data.convert::<f32>().try_into_vec::<f32>().expect("float tensors convert to f32");
+    let data = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("float tensors convert to f32");
     HfTensor { shape, data }
 }
 
@@ -102,8 +110,12 @@ pub fn run_forward(
     let (hidden_states, attentions, report);
     match architecture_of(&config, dir)?.as_str() {
         "ViTForImageClassification" => {
-            let (model, _, r) = ViTForImageClassification::from_pretrained(dir, &LoadOptions::default(), device)?;
-            let labels = inputs.get("labels").map(|(dtype, t)| labels_of(*dtype, t, device)).transpose()?;
+            let (model, _, r) =
+                ViTForImageClassification::from_pretrained(dir, &LoadOptions::default(), device)?;
+            let labels = inputs
+                .get("labels")
+                .map(|(dtype, t)| labels_of(*dtype, t, device))
+                .transpose()?;
             let o = model.forward_with(pixel_values, labels, options)?;
             out.insert("logits".to_string(), output(o.logits));
             if let Some(loss) = o.loss {
@@ -113,7 +125,8 @@ pub fn run_forward(
             (hidden_states, attentions, report) = (o.hidden_states, o.attentions, r);
         }
         "ViTForMaskedImageModeling" => {
-            let (model, _, r) = ViTForMaskedImageModeling::from_pretrained(dir, &LoadOptions::default(), device)?;
+            let (model, _, r) =
+                ViTForMaskedImageModeling::from_pretrained(dir, &LoadOptions::default(), device)?;
             let o = model.forward_with(pixel_values, options)?;
             out.insert("reconstruction".to_string(), output(o.reconstruction));
             if let Some(loss) = o.loss {
@@ -142,7 +155,10 @@ pub fn run_forward(
 }
 
 fn scalar(loss: Tensor<1>) -> HfTensor {
-    HfTensor { shape: vec![], data: output(loss).data }
+    HfTensor {
+        shape: vec![],
+        data: output(loss).data,
+    }
 }
 
 fn labels_of(dtype: Dtype, t: &HfTensor, device: &Device) -> Result<Labels> {
@@ -150,11 +166,17 @@ fn labels_of(dtype: Dtype, t: &HfTensor, device: &Device) -> Result<Labels> {
         Dtype::I64 | Dtype::I32 | Dtype::U8 => {
             let values: Vec<i64> = t.data.iter().map(|&v| v as i64).collect();
             let n = values.len();
-            Ok(Labels::Classes(Tensor::<1, Int>::from_data(TensorData::new(values, [n]), device)))
+            Ok(Labels::Classes(Tensor::<1, Int>::from_data(
+                TensorData::new(values, [n]),
+                device,
+            )))
         }
         _ => {
             let t2 = if t.shape.len() == 1 {
-                HfTensor { shape: vec![t.shape[0], 1], data: t.data.clone() }
+                HfTensor {
+                    shape: vec![t.shape[0], 1],
+                    data: t.data.clone(),
+                }
             } else {
                 t.clone()
             };

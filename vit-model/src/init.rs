@@ -7,7 +7,11 @@ use burn::tensor::{Device, Distribution, Shape, Tensor};
 
 /// A tensor drawn from N(0, std²) truncated to [-2, 2], as `torch.nn.init.trunc_normal_`
 /// with its default bounds (absolute values, not multiples of `std`).
-pub fn trunc_normal<const D: usize>(shape: impl Into<Shape>, std: f64, device: &Device) -> Tensor<D> {
+pub fn trunc_normal<const D: usize>(
+    shape: impl Into<Shape>,
+    std: f64,
+    device: &Device,
+) -> Tensor<D> {
     let shape: Shape = shape.into();
     let (lo, hi) = (-2.0, 2.0);
     let mut t = Tensor::<D>::random(shape.clone(), Distribution::Normal(0.0, std), device);

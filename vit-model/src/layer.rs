@@ -1,5 +1,6 @@
 //! One pre-LayerNorm transformer block (HF `ViTLayer`, `ViTIntermediate`, `ViTOutput`).
 
+use crate::kernels::linear;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
@@ -46,7 +47,11 @@ pub struct ViTLayer {
 impl ViTLayer {
     /// Creates one layer of `config`.
     pub fn new(config: &ViTConfig, device: &Device) -> Self {
-        let (d, m, std) = (config.hidden_size, config.intermediate_size, config.initializer_range);
+        let (d, m, std) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.initializer_range,
+        );
         Self {
             attention: ViTAttention::new(config, device),
             intermediate: ViTIntermediate {
@@ -69,11 +74,17 @@ impl ViTLayer {
         head_mask: Option<Tensor<1>>,
         output_attentions: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
-        let (attn, probs) =
-            self.attention.forward(self.layernorm_before.forward(hidden.clone()), head_mask, output_attentions);
+        let (attn, probs) = self.attention.forward(
+            self.layernorm_before.forward(hidden.clone()),
+            head_mask,
+            output_attentions,
+        );
         let hidden = attn + hidden;
-        let mlp = self.intermediate.act.forward(self.intermediate.dense.forward(self.layernorm_after.forward(hidden.clone())));
-        let out = self.output.dropout.forward(self.output.dense.forward(mlp)) + hidden;
+        let mlp = self.intermediate.act.forward(linear(
+            &self.intermediate.dense,
+            self.layernorm_after.forward(hidden.clone()),
+        ));
+        let out = self.output.dropout.forward(linear(&self.output.dense, mlp)) + hidden;
         (out, probs)
     }
 }

@@ -1,5 +1,6 @@
 //! The bare ViT encoder with its optional pooler (HF `ViTModel`, `ViTPooler`).
 
+use crate::kernels::linear;
 use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Bool, Device, Tensor};
@@ -81,7 +82,7 @@ impl ViTPooler {
     /// `[B, S, D]` → `[B, pooler_output_size]`.
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
         let cls = hidden.narrow(1, 0, 1).squeeze_dim::<2>(1);
-        self.act.forward(self.dense.forward(cls))
+        self.act.forward(linear(&self.dense, cls))
     }
 }
 
@@ -100,7 +101,12 @@ pub struct ViTModel {
 
 impl ViTModel {
     /// Creates a freshly initialised model.
-    pub fn new(config: &ViTConfig, add_pooling_layer: bool, use_mask_token: bool, device: &Device) -> Self {
+    pub fn new(
+        config: &ViTConfig,
+        add_pooling_layer: bool,
+        use_mask_token: bool,
+        device: &Device,
+    ) -> Self {
         Self {
             embeddings: ViTEmbeddings::new(config, use_mask_token, device),
             encoder: ViTEncoder::new(config, device),
@@ -125,16 +131,25 @@ impl ViTModel {
 
     /// Number of attention heads per layer.
     pub fn num_heads(&self) -> usize {
-        self.encoder.layer.first().map_or(0, |l| l.attention.attention.num_heads)
+        self.encoder
+            .layer
+            .first()
+            .map_or(0, |l| l.attention.attention.num_heads)
     }
 
     /// The last hidden state of `pixel_values` `[B, C, H, W]`, nothing else computed.
     pub fn forward(&self, pixel_values: Tensor<4>) -> Result<Tensor<3>> {
-        Ok(self.forward_with(pixel_values, ViTForwardOptions::default())?.last_hidden_state)
+        Ok(self
+            .forward_with(pixel_values, ViTForwardOptions::default())?
+            .last_hidden_state)
     }
 
     /// A forward pass with optional inputs and extras.
-    pub fn forward_with(&self, pixel_values: Tensor<4>, options: ViTForwardOptions) -> Result<ViTModelOutput> {
+    pub fn forward_with(
+        &self,
+        pixel_values: Tensor<4>,
+        options: ViTForwardOptions,
+    ) -> Result<ViTModelOutput> {
         let head_mask = options
             .head_mask
             .map(|m| m.per_layer(self.num_layers(), self.num_heads()))
@@ -151,7 +166,10 @@ impl ViTModel {
             options.output_hidden_states,
         );
         let last_hidden_state = self.layernorm.forward(encoded.last_hidden_state);
-        let pooler_output = self.pooler.as_ref().map(|p| p.forward(last_hidden_state.clone()));
+        let pooler_output = self
+            .pooler
+            .as_ref()
+            .map(|p| p.forward(last_hidden_state.clone()));
         Ok(ViTModelOutput {
             last_hidden_state,
             pooler_output,

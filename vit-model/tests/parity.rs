@@ -12,21 +12,33 @@ const INPUT_NAMES: [&str; 4] = ["pixel_values", "bool_masked_pos", "labels", "he
 fn check_case(case: &str) -> f32 {
     let dir = fixture_dir(case);
     let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
-    let inputs = io.iter().filter(|(k, _)| INPUT_NAMES.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let inputs = io
+        .iter()
+        .filter(|(k, _)| INPUT_NAMES.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let interpolate = case == "cls_interp";
     let (outputs, report) = run_forward(&dir, &inputs, interpolate, &test_device()).unwrap();
     assert!(report.is_exact(), "{case}: {report}");
     let mut worst = 0.0f32;
     let mut compared = 0;
-    for (name, (_, expected)) in io.iter().filter(|(k, _)| !INPUT_NAMES.contains(&k.as_str())) {
-        let got = outputs.get(name).unwrap_or_else(|| panic!("{case}: no output `{name}`"));
+    for (name, (_, expected)) in io
+        .iter()
+        .filter(|(k, _)| !INPUT_NAMES.contains(&k.as_str()))
+    {
+        let got = outputs
+            .get(name)
+            .unwrap_or_else(|| panic!("{case}: no output `{name}`"));
         assert_eq!(got.shape, expected.shape, "{case}/{name}: shape");
         let diff = max_abs_diff(&got.data, &expected.data);
         assert!(diff <= 1e-4, "{case}/{name}: max abs diff {diff}");
         worst = worst.max(diff);
         compared += 1;
     }
-    let reference_outputs = io.len() - io.keys().filter(|k| INPUT_NAMES.contains(&k.as_str())).count();
+    let reference_outputs = io.len()
+        - io.keys()
+            .filter(|k| INPUT_NAMES.contains(&k.as_str()))
+            .count();
     assert_eq!(compared, reference_outputs);
     // No output we produce is missing from the reference, except ones HF does not return.
     println!("{case}: {compared} tensors, worst max abs diff {worst:e}");

@@ -51,11 +51,17 @@ mod tests {
     #[test]
     fn round_trips() {
         for (burn, hf) in [
-            ("vit.encoder.layer.3.layernorm_before.gamma", "vit.encoder.layer.3.layernorm_before.weight"),
+            (
+                "vit.encoder.layer.3.layernorm_before.gamma",
+                "vit.encoder.layer.3.layernorm_before.weight",
+            ),
             ("vit.layernorm.beta", "vit.layernorm.bias"),
             ("layernorm.gamma", "layernorm.weight"),
             ("decoder.weight", "decoder.0.weight"),
-            ("vit.encoder.layer.0.attention.attention.query.weight", "vit.encoder.layer.0.attention.attention.query.weight"),
+            (
+                "vit.encoder.layer.0.attention.attention.query.weight",
+                "vit.encoder.layer.0.attention.attention.query.weight",
+            ),
             ("classifier.bias", "classifier.bias"),
             ("vit.embeddings.cls_token", "vit.embeddings.cls_token"),
         ] {

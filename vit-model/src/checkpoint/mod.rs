@@ -58,7 +58,9 @@ pub struct LoadReport {
 impl LoadReport {
     /// Whether every weight was loaded and every checkpoint tensor used.
     pub fn is_exact(&self) -> bool {
-        self.missing_keys.is_empty() && self.unexpected_keys.is_empty() && self.mismatched_keys.is_empty()
+        self.missing_keys.is_empty()
+            && self.unexpected_keys.is_empty()
+            && self.mismatched_keys.is_empty()
     }
 }
 
@@ -66,7 +68,10 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (src, class) = (self.source.display(), &self.model_class);
         if self.is_exact() {
-            return write!(f, "All weights of {class} were initialized from the model checkpoint at {src}.");
+            return write!(
+                f,
+                "All weights of {class} were initialized from the model checkpoint at {src}."
+            );
         }
         if !self.unexpected_keys.is_empty() {
             writeln!(
@@ -90,11 +95,17 @@ impl fmt::Display for LoadReport {
                  initialized because the shapes did not match:"
             )?;
             for (key, found, expected) in &self.mismatched_keys {
-                writeln!(f, "- {key}: found shape {found:?} in the checkpoint and {expected:?} in the model instantiated")?;
+                writeln!(
+                    f,
+                    "- {key}: found shape {found:?} in the checkpoint and {expected:?} in the model instantiated"
+                )?;
             }
         }
         if !self.missing_keys.is_empty() || !self.mismatched_keys.is_empty() {
-            write!(f, "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference.")?;
+            write!(
+                f,
+                "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference."
+            )?;
         }
         Ok(())
     }
@@ -149,7 +160,8 @@ pub trait PretrainedViT: ModuleSnapshot + Sized {
     /// a temporary file and a rename. `transformers`' `from_pretrained` loads the result.
     fn save_pretrained(&self, config: &ViTConfig, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| ViTError::io("cannot create directory", dir, e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ViTError::io("cannot create directory", dir, e))?;
         let bytes = safetensors_file::to_bytes(&self.to_hf_tensors()?)?;
         write_atomic(&dir.join("model.safetensors"), &bytes)?;
         let mut config = config.clone();
@@ -160,15 +172,21 @@ pub trait PretrainedViT: ModuleSnapshot + Sized {
 
 fn to_hf_layout(path: &str, data: TensorData) -> Result<HfTensor> {
     let mut shape = data.shape().to_vec();
-    let mut values: Vec<f32> = data.convert::<f32>().try_into_vec::<f32>().map_err(|e| ViTError::Safetensors {
-        path: PathBuf::from(path),
-        message: format!("cannot read parameter as f32: {e:?}"),
-    })?;
+    let mut values: Vec<f32> =
+        data.convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| ViTError::Safetensors {
+                path: PathBuf::from(path),
+                message: format!("cannot read parameter as f32: {e:?}"),
+            })?;
     if keys::is_dense_weight(path, shape.len()) {
         values = transpose(&values, shape[0], shape[1]);
         shape.swap(0, 1);
     }
-    Ok(HfTensor { shape, data: values })
+    Ok(HfTensor {
+        shape,
+        data: values,
+    })
 }
 
 fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -206,7 +224,10 @@ pub fn load_weights<M: ModuleSnapshot>(
         .map(|(k, t)| {
             let key = match (expects_prefix, has_prefix) {
                 (true, false) => format!("{BASE_MODEL_PREFIX}{k}"),
-                (false, true) => k.strip_prefix(BASE_MODEL_PREFIX).map(str::to_string).unwrap_or(k),
+                (false, true) => k
+                    .strip_prefix(BASE_MODEL_PREFIX)
+                    .map(str::to_string)
+                    .unwrap_or(k),
                 _ => k,
             };
             (key, t)
@@ -219,8 +240,15 @@ pub fn load_weights<M: ModuleSnapshot>(
         ..LoadReport::default()
     };
     let mut snapshots = Vec::new();
-    let used: BTreeSet<&String> = checkpoint.keys().filter(|k| expected.contains_key(*k)).collect();
-    report.unexpected_keys = checkpoint.keys().filter(|k| !used.contains(k)).cloned().collect();
+    let used: BTreeSet<&String> = checkpoint
+        .keys()
+        .filter(|k| expected.contains_key(*k))
+        .collect();
+    report.unexpected_keys = checkpoint
+        .keys()
+        .filter(|k| !used.contains(k))
+        .cloned()
+        .collect();
     for (key, (path, shape)) in &expected {
         let Some(tensor) = checkpoint.get(key) else {
             report.missing_keys.push(key.clone());
@@ -228,7 +256,9 @@ pub fn load_weights<M: ModuleSnapshot>(
         };
         if &tensor.shape != shape {
             if options.ignore_mismatched_sizes {
-                report.mismatched_keys.push((key.clone(), tensor.shape.clone(), shape.clone()));
+                report
+                    .mismatched_keys
+                    .push((key.clone(), tensor.shape.clone(), shape.clone()));
                 continue;
             }
             return Err(ViTError::ShapeMismatch {
@@ -239,7 +269,10 @@ pub fn load_weights<M: ModuleSnapshot>(
             });
         }
         let (values, burn_shape) = if keys::is_dense_weight(path, shape.len()) {
-            (transpose(&tensor.data, shape[0], shape[1]), vec![shape[1], shape[0]])
+            (
+                transpose(&tensor.data, shape[0], shape[1]),
+                vec![shape[1], shape[0]],
+            )
         } else {
             (tensor.data.clone(), shape.clone())
         };
@@ -260,8 +293,14 @@ pub fn load_weights<M: ModuleSnapshot>(
 /// Writes `bytes` to `path` through a temporary file in the same directory, flushed and renamed,
 /// so that `path` is never left half-written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
@@ -290,8 +329,12 @@ impl PretrainedViT for ViTModel {
     ) -> Result<Self> {
         config.validate()?;
         let has = |suffix: &str| checkpoint.keys().any(|k| k.ends_with(suffix));
-        let pooler = options.add_pooling_layer.unwrap_or_else(|| has("pooler.dense.weight"));
-        let mask = options.use_mask_token.unwrap_or_else(|| has("embeddings.mask_token"));
+        let pooler = options
+            .add_pooling_layer
+            .unwrap_or_else(|| has("pooler.dense.weight"));
+        let mask = options
+            .use_mask_token
+            .unwrap_or_else(|| has("embeddings.mask_token"));
         Ok(ViTModel::new(config, pooler, mask, device))
     }
 }

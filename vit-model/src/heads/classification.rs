@@ -1,5 +1,6 @@
 //! Image classification (HF `ViTForImageClassification`): a linear classifier on the CLS token.
 
+use crate::kernels::linear;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor};
@@ -62,7 +63,13 @@ impl ViTForImageClassification {
 
     /// A freshly initialised classifier layer for `config`.
     pub fn new_classifier(config: &ViTConfig, device: &Device) -> Linear {
-        init::linear(config.hidden_size, config.num_labels(), true, config.initializer_range, device)
+        init::linear(
+            config.hidden_size,
+            config.num_labels(),
+            true,
+            config.initializer_range,
+            device,
+        )
     }
 
     /// Number of output classes.
@@ -72,7 +79,9 @@ impl ViTForImageClassification {
 
     /// Logits of `pixel_values` `[B, C, H, W]`.
     pub fn forward(&self, pixel_values: Tensor<4>) -> Result<Tensor<2>> {
-        Ok(self.forward_with(pixel_values, None, ViTForwardOptions::default())?.logits)
+        Ok(self
+            .forward_with(pixel_values, None, ViTForwardOptions::default())?
+            .logits)
     }
 
     /// Logits, the loss when `labels` are given, and the requested extras.
@@ -83,9 +92,15 @@ impl ViTForImageClassification {
         options: ViTForwardOptions,
     ) -> Result<ImageClassifierOutput> {
         let out = self.vit.forward_with(pixel_values, options)?;
-        let cls = out.last_hidden_state.clone().narrow(1, 0, 1).squeeze_dim::<2>(1);
-        let logits = self.classifier.forward(cls);
-        let loss = labels.map(|labels| self.loss(logits.clone(), labels)).transpose()?;
+        let cls = out
+            .last_hidden_state
+            .clone()
+            .narrow(1, 0, 1)
+            .squeeze_dim::<2>(1);
+        let logits = linear(&self.classifier, cls);
+        let loss = labels
+            .map(|labels| self.loss(logits.clone(), labels))
+            .transpose()?;
         Ok(ImageClassifierOutput {
             logits,
             loss,
@@ -109,7 +124,10 @@ impl ViTForImageClassification {
         match (problem, labels) {
             (ProblemType::SingleLabelClassification, Labels::Classes(classes)) => {
                 if classes.dims() != [batch] {
-                    return bad(format!("labels have shape {:?}, expected [{batch}]", classes.dims()));
+                    return bad(format!(
+                        "labels have shape {:?}, expected [{batch}]",
+                        classes.dims()
+                    ));
                 }
                 Ok(loss::cross_entropy(logits, classes, self.label_smoothing))
             }

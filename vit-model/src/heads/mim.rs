@@ -56,7 +56,13 @@ impl ViTForMaskedImageModeling {
         let out_channels = config.encoder_stride * config.encoder_stride * config.num_channels;
         Ok(Self {
             vit: ViTModel::new(config, false, true, device),
-            decoder: init::conv2d(config.hidden_size, out_channels, 1, config.initializer_range, device),
+            decoder: init::conv2d(
+                config.hidden_size,
+                out_channels,
+                1,
+                config.initializer_range,
+                device,
+            ),
             pixel_shuffle: PixelShuffleConfig::new(config.encoder_stride).init(),
             patch_size: config.patch_size,
             num_channels: config.num_channels,
@@ -113,6 +119,9 @@ impl ViTForMaskedImageModeling {
             .expand([batch, grid_h, p, grid_w, p])
             .reshape([batch, 1, height, width]);
         let error = (pixel_values - reconstruction).abs() * mask.clone();
-        error.sum().div(mask.sum().add_scalar(1e-5)).div_scalar(self.num_channels as f64)
+        error
+            .sum()
+            .div(mask.sum().add_scalar(1e-5))
+            .div_scalar(self.num_channels as f64)
     }
 }

@@ -14,7 +14,12 @@ struct GeluBackward;
 impl<B: FusedOps> Backward<B, 1> for GeluBackward {
     type State = NodeId;
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
         let [parent] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let x: FloatTensor<B> = checkpointer.retrieve_node_output(ops.state);
@@ -26,12 +31,73 @@ impl<B: FusedOps> Backward<B, 1> for GeluBackward {
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(mut prep) => {
                 let state = prep.checkpoint(&x);
                 prep.finish(state, B::fused_gelu(x.primitive().clone()))
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fused_gelu(x.into_primitive())),
+        }
+    }
+
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match LinearBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                let out = B::fused_linear(
+                    x.primitive().clone(),
+                    weight.primitive().clone(),
+                    bias.into_primitive(),
+                );
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_linear(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: FusedOps> Backward<B, 3> for LinearBackward {
+    /// The input and the weight.
+    type State = (NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [x_parent, weight_parent, bias_parent] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_id, weight_id) = ops.state;
+        let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_id);
+        let weight: FloatTensor<B> = checkpointer.retrieve_node_output(weight_id);
+        if let Some(parent) = weight_parent {
+            grads.register::<B>(parent.id, B::fused_linear_backward_weight(x, grad.clone()));
+        }
+        if let Some(parent) = bias_parent {
+            grads.register::<B>(parent.id, B::fused_linear_backward_bias(grad.clone()));
+        }
+        if let Some(parent) = x_parent {
+            grads.register::<B>(parent.id, B::fused_linear_backward_input(weight, grad));
         }
     }
 }

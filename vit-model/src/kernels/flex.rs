@@ -1,19 +1,51 @@
 //! The flex (CPU) implementation of [`FusedOps`].
 
 use burn::backend::flex::{Flex, FlexTensor, Layout};
-use burn::backend::ops::ActivationOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::tensor::{Bytes, DType, Shape};
 
 use super::FusedOps;
-use super::simd_math;
+use super::{linear_math, simd_math};
 
 /// A contiguous float32 view of `tensor`, copying only when its layout is not contiguous.
 fn contiguous_f32(tensor: FlexTensor) -> FlexTensor {
-    if tensor.as_slice::<f32>().is_some() { tensor } else { tensor.to_contiguous() }
+    if tensor.as_slice::<f32>().is_some() {
+        tensor
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+fn is_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// `(rows, features)` of a tensor seen as rows of its last dimension.
+fn rows_of(tensor: &FlexTensor) -> (usize, usize) {
+    let shape = tensor.layout().shape();
+    let last = shape[shape.num_dims() - 1];
+    (
+        if last == 0 {
+            0
+        } else {
+            shape.num_elements() / last
+        },
+        last,
+    )
+}
+
+fn slice(tensor: &FlexTensor) -> &[f32] {
+    tensor
+        .as_slice::<f32>()
+        .expect("a contiguous float32 tensor")
 }
 
 fn from_vec(values: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(shape),
+        DType::F32,
+    )
 }
 
 impl FusedOps for Flex {
@@ -23,21 +55,77 @@ impl FusedOps for Flex {
         }
         let x = contiguous_f32(x);
         let shape = x.layout().shape().clone();
-        let values = simd_math::gelu(x.as_slice::<f32>().expect("contiguous float32"));
+        let values = simd_math::gelu(slice(&x));
         from_vec(values, shape)
     }
 
     fn fused_gelu_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        if x.dtype() != DType::F32 || grad.dtype() != DType::F32 || x.layout().shape() != grad.layout().shape() {
+        if x.dtype() != DType::F32
+            || grad.dtype() != DType::F32
+            || x.layout().shape() != grad.layout().shape()
+        {
             return <Flex as ActivationOps<Flex>>::gelu_backward(x, grad);
         }
         let x = contiguous_f32(x);
         let grad = contiguous_f32(grad);
         let shape = x.layout().shape().clone();
-        let values = simd_math::gelu_backward(
-            x.as_slice::<f32>().expect("contiguous float32"),
-            grad.as_slice::<f32>().expect("contiguous float32"),
-        );
+        let values = simd_math::gelu_backward(slice(&x), slice(&grad));
         from_vec(values, shape)
+    }
+
+    fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&x, &weight, &bias]) || weight.layout().shape().num_dims() != 2 {
+            return <Flex as ModuleOps<Flex>>::linear(x, weight, Some(bias));
+        }
+        let (x, weight, bias) = (
+            contiguous_f32(x),
+            contiguous_f32(weight),
+            contiguous_f32(bias),
+        );
+        let (rows, d_in) = rows_of(&x);
+        let d_out = weight.layout().shape()[1];
+        let values =
+            linear_math::forward(slice(&x), slice(&weight), slice(&bias), rows, d_in, d_out);
+        let mut shape = x.layout().shape().clone();
+        let last = shape.num_dims() - 1;
+        shape[last] = d_out;
+        from_vec(values, shape)
+    }
+
+    fn fused_linear_backward_input(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&weight, &grad]) {
+            return <Flex as ModuleOps<Flex>>::linear_x_backward(weight, grad);
+        }
+        let (weight, grad) = (contiguous_f32(weight), contiguous_f32(grad));
+        let (rows, d_out) = rows_of(&grad);
+        let d_in = weight.layout().shape()[0];
+        let values = linear_math::backward_input(slice(&weight), slice(&grad), rows, d_in, d_out);
+        let mut shape = grad.layout().shape().clone();
+        let last = shape.num_dims() - 1;
+        shape[last] = d_in;
+        from_vec(values, shape)
+    }
+
+    fn fused_linear_backward_weight(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&x, &grad]) {
+            return <Flex as ModuleOps<Flex>>::linear_weight_backward(x, grad);
+        }
+        let (x, grad) = (contiguous_f32(x), contiguous_f32(grad));
+        let (rows, d_in) = rows_of(&x);
+        let (_, d_out) = rows_of(&grad);
+        let values = linear_math::backward_weight(slice(&x), slice(&grad), rows, d_in, d_out);
+        from_vec(values, Shape::new([d_in, d_out]))
+    }
+
+    fn fused_linear_backward_bias(grad: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&grad]) {
+            return <Flex as ModuleOps<Flex>>::linear_bias_backward(grad);
+        }
+        let grad = contiguous_f32(grad);
+        let (rows, d_out) = rows_of(&grad);
+        from_vec(
+            linear_math::backward_bias(slice(&grad), rows, d_out),
+            Shape::new([d_out]),
+        )
     }
 }

@@ -38,7 +38,11 @@ fn erf<const FMA: bool>(x: f32) -> f32 {
     q = madd::<FMA>(x2, q, -7.373_329_2e-3);
     q = madd::<FMA>(x2, q, -1.426_474e-2);
     let r = (x * p / q).clamp(-1.0, 1.0);
-    if x.abs() >= 3.92 { 1.0f32.copysign(x) } else { r }
+    if x.abs() >= 3.92 {
+        1.0f32.copysign(x)
+    } else {
+        r
+    }
 }
 
 /// e^x for x ≤ 0 (results below e^-87 flush to zero): x = n·ln2 + r, |r| ≤ ln2/2, a degree-7
@@ -130,7 +134,11 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
 
 /// `grad · gelu'(x)` element by element, as a new vector.
 pub fn gelu_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
-    assert_eq!(x.len(), grad.len(), "gelu_backward: input and gradient lengths differ");
+    assert_eq!(
+        x.len(),
+        grad.len(),
+        "gelu_backward: input and gradient lengths differ"
+    );
     let mut out = Vec::with_capacity(x.len());
     out.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(CHUNK)
@@ -174,7 +182,9 @@ mod tests {
 
     fn grid() -> Vec<f32> {
         let mut xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 5e-5).collect();
-        xs.extend([-30.0, -12.0, -9.0, 9.0, 12.0, 30.0, 1e-30, -1e-30, 0.0, -0.0, 1e6, -1e6]);
+        xs.extend([
+            -30.0, -12.0, -9.0, 9.0, 12.0, 30.0, 1e-30, -1e-30, 0.0, -0.0, 1e6, -1e6,
+        ]);
         xs
     }
 
@@ -196,7 +206,11 @@ mod tests {
     #[test]
     fn gelu_gradient_matches_the_exact_derivative() {
         let xs = grid();
-        let grad: Vec<f32> = xs.iter().enumerate().map(|(i, _)| 1.0 + (i % 7) as f32 * 0.25).collect();
+        let grad: Vec<f32> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, _)| 1.0 + (i % 7) as f32 * 0.25)
+            .collect();
         let ys = gelu_backward(&xs, &grad);
         let mut worst = 0f64;
         for ((&x, &g), &y) in xs.iter().zip(&grad).zip(&ys) {

@@ -1,0 +1,270 @@
+//! `y = x·W + b` and its three gradients on row-major f32 slices, straight onto the `gemm`
+//! crate (the matmul kernels Burn's CPU backend uses) with no intermediate tensors: the bias is
+//! written into the output first and the product accumulated onto it, transposes are strides.
+//! Every reduction has a fixed order, so results do not depend on thread timing.
+
+use std::mem::MaybeUninit;
+
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+/// Rows per parallel task in the element-wise passes.
+const ROWS_PER_TASK: usize = 64;
+
+fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    if m.saturating_mul(n).saturating_mul(k) >= 64 * 64 * 64 {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// An uninitialised buffer of `len` floats that `fill` must write completely.
+fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` wrote all `len` elements (every caller below writes each one).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `x·W + b` for `x` `[rows, d_in]`, `W` `[d_in, d_out]`, `b` `[d_out]`: `[rows, d_out]`.
+pub fn forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    rows: usize,
+    d_in: usize,
+    d_out: usize,
+) -> Vec<f32> {
+    assert_eq!(x.len(), rows * d_in, "linear: input length");
+    assert_eq!(weight.len(), d_in * d_out, "linear: weight length");
+    assert_eq!(bias.len(), d_out, "linear: bias length");
+    let mut out = filled(rows * d_out, |out| {
+        out.par_chunks_mut(d_out * ROWS_PER_TASK).for_each(|chunk| {
+            for row in chunk.chunks_mut(d_out) {
+                for (o, &b) in row.iter_mut().zip(bias) {
+                    o.write(b);
+                }
+            }
+        })
+    });
+    // SAFETY: the pointers cover the asserted lengths with the given row-major strides.
+    unsafe {
+        gemm(
+            rows,
+            d_out,
+            d_in,
+            out.as_mut_ptr(),
+            1,
+            d_out as isize,
+            true,
+            x.as_ptr(),
+            1,
+            d_in as isize,
+            weight.as_ptr(),
+            1,
+            d_out as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(rows, d_out, d_in),
+        );
+    }
+    out
+}
+
+/// `∂L/∂x = g·Wᵀ` for `g` `[rows, d_out]`: `[rows, d_in]`.
+pub fn backward_input(
+    weight: &[f32],
+    grad: &[f32],
+    rows: usize,
+    d_in: usize,
+    d_out: usize,
+) -> Vec<f32> {
+    assert_eq!(weight.len(), d_in * d_out, "linear backward: weight length");
+    assert_eq!(grad.len(), rows * d_out, "linear backward: gradient length");
+    let mut out = Vec::with_capacity(rows * d_in);
+    // SAFETY: `read_dst = false`, so gemm writes every element of `out` without reading it;
+    // Wᵀ is W read with swapped strides.
+    unsafe {
+        gemm(
+            rows,
+            d_in,
+            d_out,
+            out.as_mut_ptr(),
+            1,
+            d_in as isize,
+            false,
+            grad.as_ptr(),
+            1,
+            d_out as isize,
+            weight.as_ptr(),
+            d_out as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(rows, d_in, d_out),
+        );
+        out.set_len(rows * d_in);
+    }
+    out
+}
+
+/// `∂L/∂W = xᵀ·g`: `[d_in, d_out]`.
+pub fn backward_weight(
+    x: &[f32],
+    grad: &[f32],
+    rows: usize,
+    d_in: usize,
+    d_out: usize,
+) -> Vec<f32> {
+    assert_eq!(x.len(), rows * d_in, "linear backward: input length");
+    assert_eq!(grad.len(), rows * d_out, "linear backward: gradient length");
+    let mut out = Vec::with_capacity(d_in * d_out);
+    // SAFETY: as in `backward_input`; xᵀ is x read with swapped strides.
+    unsafe {
+        gemm(
+            d_in,
+            d_out,
+            rows,
+            out.as_mut_ptr(),
+            1,
+            d_out as isize,
+            false,
+            x.as_ptr(),
+            d_in as isize,
+            1,
+            grad.as_ptr(),
+            1,
+            d_out as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(d_in, d_out, rows),
+        );
+        out.set_len(d_in * d_out);
+    }
+    out
+}
+
+/// `∂L/∂b`: the column sums of `g`, summed in fixed blocks of rows and then block by block.
+pub fn backward_bias(grad: &[f32], rows: usize, d_out: usize) -> Vec<f32> {
+    assert_eq!(grad.len(), rows * d_out, "linear backward: gradient length");
+    let partials: Vec<Vec<f32>> = grad
+        .par_chunks(d_out * ROWS_PER_TASK)
+        .map(|block| {
+            let mut sum = vec![0f32; d_out];
+            for row in block.chunks(d_out) {
+                for (s, &g) in sum.iter_mut().zip(row) {
+                    *s += g;
+                }
+            }
+            sum
+        })
+        .collect();
+    let mut total = vec![0f32; d_out];
+    for partial in partials {
+        for (t, p) in total.iter_mut().zip(partial) {
+            *t += p;
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], w: &[f32], rows: usize, d_in: usize, d_out: usize) -> Vec<f64> {
+        let mut out = vec![0f64; rows * d_out];
+        for r in 0..rows {
+            for o in 0..d_out {
+                out[r * d_out + o] = (0..d_in)
+                    .map(|i| x[r * d_in + i] as f64 * w[i * d_out + o] as f64)
+                    .sum();
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn assert_close(a: &[f32], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (*x as f64 - y).abs() < 1e-4 * y.abs().max(1.0),
+                "{x} vs {y}"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_and_gradients_match_the_definitions() {
+        let (rows, d_in, d_out) = (150, 37, 29);
+        let x = values(rows * d_in, 1);
+        let w = values(d_in * d_out, 2);
+        let b = values(d_out, 3);
+        let g = values(rows * d_out, 4);
+
+        let mut expected = naive(&x, &w, rows, d_in, d_out);
+        for (i, e) in expected.iter_mut().enumerate() {
+            *e += b[i % d_out] as f64;
+        }
+        assert_close(&forward(&x, &w, &b, rows, d_in, d_out), &expected);
+
+        // g·Wᵀ: Wᵀ as a row-major [d_out, d_in] matrix.
+        let wt: Vec<f32> = (0..d_out * d_in)
+            .map(|j| w[(j % d_in) * d_out + j / d_in])
+            .collect();
+        assert_close(
+            &backward_input(&w, &g, rows, d_in, d_out),
+            &naive(&g, &wt, rows, d_out, d_in),
+        );
+
+        let xt: Vec<f32> = (0..d_in * rows)
+            .map(|j| x[(j % rows) * d_in + j / rows])
+            .collect();
+        assert_close(
+            &backward_weight(&x, &g, rows, d_in, d_out),
+            &naive(&xt, &g, d_in, rows, d_out),
+        );
+
+        let sums: Vec<f64> = (0..d_out)
+            .map(|o| (0..rows).map(|r| g[r * d_out + o] as f64).sum())
+            .collect();
+        assert_close(&backward_bias(&g, rows, d_out), &sums);
+    }
+
+    #[test]
+    fn results_are_bit_identical_from_run_to_run() {
+        let (rows, d_in, d_out) = (4160, 192, 768);
+        let x = values(rows * d_in, 5);
+        let g = values(rows * d_out, 6);
+        let w = values(d_in * d_out, 7);
+        assert_eq!(
+            backward_bias(&g, rows, d_out),
+            backward_bias(&g, rows, d_out)
+        );
+        assert_eq!(
+            backward_weight(&x, &g, rows, d_in, d_out),
+            backward_weight(&x, &g, rows, d_in, d_out)
+        );
+        assert_eq!(
+            backward_input(&w, &g, rows, d_in, d_out),
+            backward_input(&w, &g, rows, d_in, d_out)
+        );
+    }
+}
