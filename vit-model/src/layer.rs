@@ -1,6 +1,6 @@
 //! One pre-LayerNorm transformer block (HF `ViTLayer`, `ViTIntermediate`, `ViTOutput`).
 
-use crate::kernels::linear;
+use crate::kernels::{layer_norm, linear};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
@@ -42,6 +42,9 @@ pub struct ViTLayer {
     pub layernorm_before: LayerNorm,
     /// LayerNorm before the MLP.
     pub layernorm_after: LayerNorm,
+    /// Both LayerNorms' epsilon (`layer_norm_eps`).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 impl ViTLayer {
@@ -64,6 +67,7 @@ impl ViTLayer {
             },
             layernorm_before: init::layer_norm(d, config.layer_norm_eps, device),
             layernorm_after: init::layer_norm(d, config.layer_norm_eps, device),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -75,14 +79,14 @@ impl ViTLayer {
         output_attentions: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let (attn, probs) = self.attention.forward(
-            self.layernorm_before.forward(hidden.clone()),
+            layer_norm(&self.layernorm_before, self.layer_norm_eps, hidden.clone()),
             head_mask,
             output_attentions,
         );
         let hidden = attn + hidden;
         let mlp = self.intermediate.act.forward(linear(
             &self.intermediate.dense,
-            self.layernorm_after.forward(hidden.clone()),
+            layer_norm(&self.layernorm_after, self.layer_norm_eps, hidden.clone()),
         ));
         let out = self.output.dropout.forward(linear(&self.output.dense, mlp)) + hidden;
         (out, probs)

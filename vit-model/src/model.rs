@@ -95,6 +95,9 @@ pub struct ViTModel {
     pub encoder: ViTEncoder,
     /// The final LayerNorm.
     pub layernorm: LayerNorm,
+    /// Its epsilon (`layer_norm_eps`).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
     /// The pooler, present when built with `add_pooling_layer`.
     pub pooler: Option<ViTPooler>,
 }
@@ -111,6 +114,7 @@ impl ViTModel {
             embeddings: ViTEmbeddings::new(config, use_mask_token, device),
             encoder: ViTEncoder::new(config, device),
             layernorm: init::layer_norm(config.hidden_size, config.layer_norm_eps, device),
+            layer_norm_eps: config.layer_norm_eps,
             pooler: add_pooling_layer.then(|| ViTPooler {
                 dense: init::linear(
                     config.hidden_size,
@@ -165,7 +169,11 @@ impl ViTModel {
             options.output_attentions,
             options.output_hidden_states,
         );
-        let last_hidden_state = self.layernorm.forward(encoded.last_hidden_state);
+        let last_hidden_state = crate::kernels::layer_norm(
+            &self.layernorm,
+            self.layer_norm_eps,
+            encoded.last_hidden_state,
+        );
         let pooler_output = self
             .pooler
             .as_ref()

@@ -70,6 +70,36 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             )),
         }
     }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        match LayerNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&gamma), eps);
+                let out = B::fused_layer_norm(
+                    x.primitive().clone(),
+                    gamma.primitive().clone(),
+                    beta.into_primitive(),
+                    eps,
+                );
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_layer_norm(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                eps,
+            )),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -98,6 +128,37 @@ impl<B: FusedOps> Backward<B, 3> for LinearBackward {
         }
         if let Some(parent) = x_parent {
             grads.register::<B>(parent.id, B::fused_linear_backward_input(weight, grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl<B: FusedOps> Backward<B, 3> for LayerNormBackward {
+    /// The input, gamma and epsilon.
+    type State = (NodeId, NodeId, f64);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [x_parent, gamma_parent, beta_parent] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_id, gamma_id, eps) = ops.state;
+        let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_id);
+        let gamma: FloatTensor<B> = checkpointer.retrieve_node_output(gamma_id);
+        let (dx, dgamma, dbeta) = B::fused_layer_norm_backward(x, gamma, grad, eps);
+        if let Some(parent) = x_parent {
+            grads.register::<B>(parent.id, dx);
+        }
+        if let Some(parent) = gamma_parent {
+            grads.register::<B>(parent.id, dgamma);
+        }
+        if let Some(parent) = beta_parent {
+            grads.register::<B>(parent.id, dbeta);
         }
     }
 }

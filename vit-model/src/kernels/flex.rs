@@ -5,7 +5,7 @@ use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::tensor::{Bytes, DType, Shape};
 
 use super::FusedOps;
-use super::{linear_math, simd_math};
+use super::{layer_norm_math, linear_math, simd_math};
 
 /// A contiguous float32 view of `tensor`, copying only when its layout is not contiguous.
 fn contiguous_f32(tensor: FlexTensor) -> FlexTensor {
@@ -126,6 +126,47 @@ impl FusedOps for Flex {
         from_vec(
             linear_math::backward_bias(slice(&grad), rows, d_out),
             Shape::new([d_out]),
+        )
+    }
+
+    fn fused_layer_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        eps: f64,
+    ) -> FlexTensor {
+        if !is_f32(&[&x, &gamma, &beta]) {
+            return <Flex as ModuleOps<Flex>>::layer_norm(x, gamma, Some(beta), eps);
+        }
+        let (x, gamma, beta) = (
+            contiguous_f32(x),
+            contiguous_f32(gamma),
+            contiguous_f32(beta),
+        );
+        let (_, d) = rows_of(&x);
+        let values =
+            layer_norm_math::forward(slice(&x), slice(&gamma), slice(&beta), d, eps as f32);
+        from_vec(values, x.layout().shape().clone())
+    }
+
+    fn fused_layer_norm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        grad: FlexTensor,
+        eps: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, grad) = (
+            contiguous_f32(x),
+            contiguous_f32(gamma),
+            contiguous_f32(grad),
+        );
+        let (_, d) = rows_of(&x);
+        let (dx, dgamma, dbeta) =
+            layer_norm_math::backward(slice(&x), slice(&gamma), slice(&grad), d, eps as f32);
+        (
+            from_vec(dx, x.layout().shape().clone()),
+            from_vec(dgamma, Shape::new([d])),
+            from_vec(dbeta, Shape::new([d])),
         )
     }
 }

@@ -2,17 +2,19 @@
 //!
 //! On Burn's `flex` backend a ViT training step spent a third of its time in GELU (a scalar erf
 //! on one thread) and more in the allocations, copies and single-threaded bias additions around
-//! each matmul. [`gelu`] and [`linear`] run our kernels ([`simd_math`], [`linear_math`]) on flex
+//! each matmul. [`gelu`], [`linear`] and [`layer_norm`] run our kernels ([`simd_math`], [`linear_math`],
+//! [`layer_norm_math`]) on flex
 //! float32 tensors — each with its own backward pass under autodiff — and Burn's own ops
 //! everywhere else (GPU backends, other dtypes), so callers need not care.
 
 mod autodiff;
 mod flex;
+pub mod layer_norm_math;
 pub mod linear_math;
 pub mod simd_math;
 
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension, tensor::FloatTensor};
-use burn::nn::Linear;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{DType, Tensor, activation};
 
 /// Operations with a faster implementation than Burn's on some backends.
@@ -57,6 +59,56 @@ pub trait FusedOps: Backend {
     fn fused_linear_backward_bias(grad: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear_bias_backward(grad)
     }
+
+    /// LayerNorm over the last dimension: `(x − mean)/√(var + eps)·gamma + beta`.
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        Self::layer_norm(x, gamma, Some(beta), eps)
+    }
+
+    /// `(∂L/∂x, ∂L/∂gamma, ∂L/∂beta)` of [`FusedOps::fused_layer_norm`] given `∂L/∂y`.
+    fn fused_layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        use burn::backend::TensorMetadata;
+        let shape = x.shape();
+        let last = shape.num_dims() - 1;
+        let d = shape[last];
+        let rows = shape.num_elements() / d.max(1);
+        let flat =
+            |t: FloatTensor<Self>| Self::float_reshape(t, burn::tensor::Shape::new([rows, d]));
+        let (x, grad) = (flat(x), flat(grad));
+        let gamma = Self::float_reshape(gamma, burn::tensor::Shape::new([1, d]));
+        let mean = Self::float_mean_dim(x.clone(), 1);
+        let centered = Self::float_sub(x, mean);
+        let var = Self::float_mean_dim(Self::float_mul(centered.clone(), centered.clone()), 1);
+        let rstd = Self::float_recip(Self::float_sqrt(Self::float_add_scalar(var, eps.into())));
+        let x_hat = Self::float_mul(centered, rstd.clone());
+        let g_hat = Self::float_mul(grad.clone(), gamma);
+        let mean_g = Self::float_mean_dim(g_hat.clone(), 1);
+        let mean_gx = Self::float_mean_dim(Self::float_mul(g_hat.clone(), x_hat.clone()), 1);
+        let dx = Self::float_mul(
+            rstd,
+            Self::float_sub(
+                Self::float_sub(g_hat, mean_g),
+                Self::float_mul(x_hat.clone(), mean_gx),
+            ),
+        );
+        let dgamma = Self::float_sum_dim(Self::float_mul(grad.clone(), x_hat), 0);
+        let dbeta = Self::float_sum_dim(grad, 0);
+        (
+            Self::float_reshape(dx, shape),
+            Self::float_reshape(dgamma, burn::tensor::Shape::new([d])),
+            Self::float_reshape(dbeta, burn::tensor::Shape::new([d])),
+        )
+    }
 }
 
 /// Whether `tensor` lives where our kernels run: float32 on the flex backend (with or without
@@ -90,6 +142,23 @@ pub fn linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
             ))
         }
         _ => linear.forward(x),
+    }
+}
+
+/// `layer_norm.forward(x)` with the module's `eps` (Burn keeps its own private), through
+/// [`layer_norm_math`] where it runs.
+pub fn layer_norm<const D: usize>(layer_norm: &LayerNorm, eps: f64, x: Tensor<D>) -> Tensor<D> {
+    let gamma = layer_norm.gamma.val();
+    match &layer_norm.beta {
+        Some(beta) if runs_fused(&x) && gamma.dtype() == DType::F32 => {
+            Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
+                x.into_dispatch(),
+                gamma.into_dispatch(),
+                beta.val().into_dispatch(),
+                eps,
+            ))
+        }
+        _ => layer_norm.forward(x),
     }
 }
 
@@ -150,6 +219,47 @@ mod tests {
             .assert_approx_eq::<f32>(&rgx.into_data(), tol);
         gw.into_data()
             .assert_approx_eq::<f32>(&rgw.into_data(), tol);
+        gb.into_data()
+            .assert_approx_eq::<f32>(&rgb.into_data(), tol);
+    }
+
+    #[test]
+    fn layer_norm_and_its_gradients_equal_burns() {
+        use burn::nn::LayerNormConfig;
+        let device = Device::flex().autodiff();
+        let eps = 1e-12;
+        let mut ln = LayerNormConfig::new(40).with_epsilon(eps).init(&device);
+        ln.gamma = burn::module::Param::from_tensor(
+            Tensor::random([40], Distribution::Default, &device) + 0.5,
+        );
+        ln.beta = Some(burn::module::Param::from_tensor(Tensor::random(
+            [40],
+            Distribution::Default,
+            &device,
+        )));
+        let x = Tensor::<3>::random([3, 17, 40], Distribution::Normal(0.5, 2.0), &device)
+            .require_grad();
+        let weights = Tensor::<3>::random([3, 17, 40], Distribution::Default, &device);
+
+        let run = |fused: bool| {
+            let y = if fused {
+                super::layer_norm(&ln, eps, x.clone())
+            } else {
+                ln.forward(x.clone())
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            let gg = ln.gamma.grad(&grads).unwrap();
+            let gb = ln.beta.as_ref().unwrap().grad(&grads).unwrap();
+            (y, x.grad(&grads).unwrap(), gg, gb)
+        };
+        let (y, gx, gg, gb) = run(true);
+        let (ry, rgx, rgg, rgb) = run(false);
+        let tol = burn::tensor::Tolerance::absolute(1e-5);
+        y.into_data().assert_approx_eq::<f32>(&ry.into_data(), tol);
+        gx.into_data()
+            .assert_approx_eq::<f32>(&rgx.into_data(), tol);
+        gg.into_data()
+            .assert_approx_eq::<f32>(&rgg.into_data(), tol);
         gb.into_data()
             .assert_approx_eq::<f32>(&rgb.into_data(), tol);
     }
