@@ -59,7 +59,10 @@ fn exp_nonpositive<const FMA: bool>(x: f32) -> f32 {
     p = madd::<FMA>(p, r, 0.166_666_65);
     p = madd::<FMA>(p, r, 0.5);
     let e = madd::<FMA>(p, r * r, r) + 1.0;
-    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n: n + 127 ∈ [1, 254] lands in the mantissa bits of 2^23 + n + 127 (no float→int
+    // conversion, which would not vectorise).
+    let biased = (n + (127.0 + 8_388_608.0)).to_bits() & 0xff;
+    e * f32::from_bits(biased << 23)
 }
 
 #[inline(always)]
