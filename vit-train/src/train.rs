@@ -62,53 +62,67 @@ pub fn checkpoint_dir(output_dir: &Path) -> PathBuf {
     output_dir.join("checkpoint")
 }
 
-/// Prepares the output directory and decides whether to resume. Refuses to mix runs.
+/// Prepares the output directory and decides whether to resume (the epoch to resume from).
+/// Refuses to mix runs, and fails before any training when the directory cannot be written.
 fn prepare_output_dir(config: &RunConfig, options: &TrainOptions) -> Result<Option<usize>> {
     let dir = &config.run.output_dir;
+    let resume = resume_point(config, options)?;
+    let refuse = |what: &str, e: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "{what} the output directory {} ({e}); choose another run.output_dir, or make it writable",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(|e| refuse("cannot create", &e))?;
+    // Writing the config (atomically, as every file of the run) is the probe: a read-only or
+    // full directory fails here rather than at the first checkpoint.
+    vit_model::checkpoint::write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())
+        .map_err(|e| refuse("cannot write into", &e))?;
+    Ok(resume)
+}
+
+/// Whether the run in the output directory is continued (from which epoch) or a new one starts;
+/// clears a different run when `--overwrite` is given.
+fn resume_point(config: &RunConfig, options: &TrainOptions) -> Result<Option<usize>> {
+    let dir = &config.run.output_dir;
     let saved = dir.join(CONFIG_FILE);
-    let current = config.to_toml();
-    if saved.is_file() {
-        let previous = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
-        let same = previous == current;
-        if !same
-            && options.resume
-            && !options.overwrite
-            && let Some(epoch) = latest_complete_epoch(&checkpoint_dir(dir))
-        {
-            eprintln!(
-                "note: the config differs from the one {} was started with; resuming from epoch {epoch} with the new one",
-                dir.display()
-            );
-            vit_model::checkpoint::write_atomic(&saved, current.as_bytes())
-                .with_context(|| format!("the output directory {} is not writable", dir.display()))?;
-            return Ok(Some(epoch));
+    if !saved.is_file() {
+        if options.resume {
+            bail!("--resume: {} holds no run to resume ({CONFIG_FILE} is missing)", dir.display());
         }
-        if !same && !options.overwrite {
-            bail!(
-                "the output directory {} already holds a different run (its {CONFIG_FILE} differs from this \
-                 config). Choose another run.output_dir, or pass --overwrite to replace it",
-                dir.display()
-            );
-        }
-        if !same {
-            for sub in ["checkpoint", "train", "valid", "best", "samples"] {
-                let _ = std::fs::remove_dir_all(dir.join(sub));
-            }
-            for file in ["metrics.csv", "curves.png", "experiment.log", MODEL_CONFIG_FILE, "preprocessor_config.json"] {
-                let _ = std::fs::remove_file(dir.join(file));
-            }
-        } else if let Some(epoch) = latest_complete_epoch(&checkpoint_dir(dir)) {
-            return Ok(Some(epoch));
-        } else if options.resume {
+        return Ok(None);
+    }
+    let previous = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
+    let latest = latest_complete_epoch(&checkpoint_dir(dir));
+    if previous == config.to_toml() {
+        if latest.is_none() && options.resume {
             eprintln!("note: --resume given but {} holds no complete checkpoint; starting fresh", dir.display());
         }
-    } else if options.resume {
-        bail!("--resume: {} holds no run to resume ({CONFIG_FILE} is missing)", dir.display());
+        return Ok(latest);
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output directory {}", dir.display()))?;
-    // Fail now, not after an epoch, when the directory is not writable.
-    vit_model::checkpoint::write_atomic(&saved, current.as_bytes())
-        .with_context(|| format!("the output directory {} is not writable", dir.display()))?;
+    if options.resume
+        && !options.overwrite
+        && let Some(epoch) = latest
+    {
+        eprintln!(
+            "note: the config differs from the one {} was started with; resuming from epoch {epoch} with the new one",
+            dir.display()
+        );
+        return Ok(Some(epoch));
+    }
+    if !options.overwrite {
+        bail!(
+            "the output directory {} already holds a different run (its {CONFIG_FILE} differs from this \
+             config). Choose another run.output_dir, or pass --overwrite to replace it",
+            dir.display()
+        );
+    }
+    for sub in ["checkpoint", "train", "valid", "best", "samples"] {
+        let _ = std::fs::remove_dir_all(dir.join(sub));
+    }
+    for file in ["metrics.csv", "curves.png", "experiment.log", MODEL_CONFIG_FILE, "preprocessor_config.json"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
     Ok(None)
 }
 

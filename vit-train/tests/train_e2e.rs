@@ -271,3 +271,67 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_half_written_checkpoint() {
     let complete = ["model-1.bpk", "optim-1.bpk", "scheduler-1.bpk"].iter().all(|f| listing.iter().any(|(n, _)| n == f));
     assert!(!complete, "a failed save left a complete-looking checkpoint: {listing:?}");
 }
+
+/// Mounts a tmpfs at `dir` with `options` (e.g. "ro,size=1m"); false where mounting is refused.
+fn mount_tmpfs(dir: &std::path::Path, options: &str) -> bool {
+    std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs", dir.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs the config and asserts a clear read-only error naming `dir`, before any training.
+fn assert_read_only_refused(config: &std::path::Path, dir: &std::path::Path) {
+    let output = vit_train(&["--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("output directory") && stderr.contains(dir.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("Read-only file system") && stderr.contains("run.output_dir"), "{stderr}");
+    assert!(!stderr.contains("epoch 1/") && !stderr.contains("resuming"), "training started: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_read_only_output_directory_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 2);
+    // Tests run as root, which ignores permission bits: a read-only mount is what stops root.
+    let mount = tmp.path().join("ro");
+    std::fs::create_dir_all(&mount).unwrap();
+    if !mount_tmpfs(&mount, "ro,size=1m") {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    // The output directory would be created inside a read-only filesystem, or is one itself.
+    let inside = mount.join("run");
+    let a = write_config(tmp.path(), "a.toml", &classification_config(&data, &inside, 1));
+    let b = write_config(tmp.path(), "b.toml", &classification_config(&data, &mount, 1));
+    let result = std::panic::catch_unwind(|| {
+        assert_read_only_refused(&a, &inside);
+        assert_read_only_refused(&b, &mount);
+    });
+    let _ = std::process::Command::new("umount").arg(&mount).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+
+    // A finished run whose directory became read-only: running it again (a resume) is refused
+    // before anything is touched.
+    assert!(mount_tmpfs(&mount, "rw,size=64m"), "a writable tmpfs mounts where a read-only one did");
+    let config = write_config(tmp.path(), "c.toml", &classification_config(&data, &mount, 1));
+    let first = vit_train(&["--config", config.to_str().unwrap()]);
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,ro", mount.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success());
+    let result = std::panic::catch_unwind(|| {
+        assert_ok(&first);
+        assert!(remounted, "cannot remount the tmpfs read-only");
+        assert_read_only_refused(&config, &mount);
+    });
+    let _ = std::process::Command::new("umount").arg(&mount).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
