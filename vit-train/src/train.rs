@@ -245,6 +245,12 @@ impl Launch {
         if let Some(epoch) = self.resume_epoch {
             training = training.checkpoint(epoch);
         }
+        if self.config.optimizer.grad_accumulation > 1 {
+            // burn-train sums the gradients of this many micro-batches (the guard divides each
+            // loss by it) and steps the optimizer and the schedule once; an epoch's last, shorter
+            // group is stepped at its end.
+            training = training.grads_accumulation(self.config.optimizer.grad_accumulation);
+        }
         if self.config.run.devices.len() > 1 {
             let devices = self
                 .config

@@ -335,3 +335,28 @@ fn a_read_only_output_directory_is_refused_before_training() {
         std::panic::resume_unwind(panic);
     }
 }
+
+#[test]
+fn gradient_accumulation_steps_the_optimizer_and_schedule_once_per_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // 15 training images per class: 45 images, 3 micro-batches of 16 per epoch, so 2 optimizer
+    // steps per epoch (2 + the epoch's last, single micro-batch) and 4 in 2 epochs.
+    make_image_folder(&data, 20);
+    let out = tmp.path().join("run");
+    let text = classification_config(&data, &out, 2)
+        .replace("schedule = \"cosine\"", "schedule = \"linear\"\ngrad_accumulation = 2")
+        .replace("warmup_ratio = 0.1", "warmup_ratio = 0.0")
+        .replace("log_every = 5", "log_every = 1");
+    let config = write_config(tmp.path(), "acc.toml", &text);
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lrs: Vec<f64> = csv
+        .lines()
+        .filter(|l| l.split(',').nth(2) == Some("train"))
+        .filter_map(|l| l.split(',').nth(6)?.parse().ok())
+        .collect();
+    // Linear decay over 4 steps from 2e-3: the last step (index 3) runs at 2e-3 · 1/4.
+    let last = *lrs.last().unwrap();
+    assert!((last - 5e-4).abs() < 1e-8, "last lr {last}, expected 5e-4: {lrs:?}");
+}
