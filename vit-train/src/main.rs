@@ -10,6 +10,7 @@ mod device;
 mod export;
 mod eval;
 mod loader;
+mod metrics_csv;
 mod optim;
 mod predict;
 mod renderer;

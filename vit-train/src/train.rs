@@ -26,6 +26,7 @@ use crate::checkpoint::{AtomicFileCheckpointer, latest_complete_epoch};
 use crate::data_setup::{batchers, open_datasets, processor};
 use crate::device::parse_device;
 use crate::loader::EpochLoader;
+use crate::metrics_csv;
 use crate::optim::{build_optimizer, build_schedule, total_steps};
 use crate::renderer::ProgressRenderer;
 use crate::run_config::{RunConfig, Task};
@@ -120,25 +121,10 @@ fn resume_point(config: &RunConfig, options: &TrainOptions) -> Result<Option<usi
     for sub in ["checkpoint", "train", "valid", "best", "samples"] {
         let _ = std::fs::remove_dir_all(dir.join(sub));
     }
-    for file in ["metrics.csv", "curves.png", "experiment.log", MODEL_CONFIG_FILE, "preprocessor_config.json"] {
+    for file in [metrics_csv::FILE, "curves.png", "experiment.log", MODEL_CONFIG_FILE, "preprocessor_config.json"] {
         let _ = std::fs::remove_file(dir.join(file));
     }
     Ok(None)
-}
-
-/// Removes the rows of `metrics.csv` logged after epoch `epoch` (by a run that was interrupted
-/// before its next checkpoint), so that the resumed run's rows replace them.
-fn drop_metrics_after(csv: &Path, epoch: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(csv) else { return Ok(()) };
-    let kept: Vec<&str> = text
-        .lines()
-        .enumerate()
-        .filter(|(i, line)| *i == 0 || line.split(',').nth(1).and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= epoch))
-        .map(|(_, line)| line)
-        .collect();
-    let mut out = kept.join("\n");
-    out.push('\n');
-    vit_model::checkpoint::write_atomic(csv, out.as_bytes()).with_context(|| format!("cannot rewrite {}", csv.display()))
 }
 
 /// The model configuration of a run from scratch.
@@ -227,7 +213,7 @@ impl Launch {
     {
         let dir = &self.config.run.output_dir;
         let ckpt = checkpoint_dir(dir);
-        let renderer = ProgressRenderer::new(dir, self.config.data.batch_size, self.config.run.log_every, self.resume_epoch.is_some())
+        let renderer = ProgressRenderer::new(dir, self.config.data.batch_size, self.config.run.log_every, self.resume_epoch)
             .context("cannot set up progress output")?;
         let strategy = ComposedCheckpointingStrategy::builder()
             .add(KeepLastNCheckpoints::new(self.config.run.keep_last.max(1)))
@@ -319,15 +305,11 @@ impl Launch {
     /// The model record of the best kept epoch (lowest validation loss), else the last.
     fn best_record(&self) -> Option<(usize, ModuleRecord)> {
         let dir = &self.config.run.output_dir;
-        let csv = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
-        let mut rows: Vec<(usize, f64)> = csv
-            .lines()
-            .skip(1)
-            .filter_map(|line| {
-                let cols: Vec<&str> = line.split(',').collect();
-                (cols.get(2) == Some(&"valid")).then_some(())?;
-                Some((cols.get(1)?.parse().ok()?, cols.get(3)?.parse().ok()?))
-            })
+        let mut rows: Vec<(usize, f64)> = metrics_csv::read(&dir.join(metrics_csv::FILE))
+            .ok()?
+            .into_iter()
+            .filter(|r| r.split == "valid")
+            .filter_map(|r| Some((r.epoch as usize, r.loss?)))
             .collect();
         rows.sort_by(|a, b| a.1.total_cmp(&b.1));
         let ckpt = checkpoint_dir(dir);
@@ -358,7 +340,7 @@ impl Launch {
         let model = inner(step);
         model.save_pretrained(&self.vit_config, &best).context("cannot export the model")?;
         self.processor.save(&best).context("cannot write preprocessor_config.json")?;
-        if let Err(e) = crate::curves::write_curves(&dir.join("metrics.csv"), &dir.join("curves.png")) {
+        if let Err(e) = crate::curves::write_curves(&dir.join(metrics_csv::FILE), &dir.join("curves.png")) {
             eprintln!("warning: no curves.png: {e:#}");
         }
         Ok(best)
@@ -388,7 +370,6 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
     let resume_epoch = prepare_output_dir(&config, &options)?;
     if let Some(epoch) = resume_epoch {
         eprintln!("resuming {} from epoch {epoch}", config.run.output_dir.display());
-        drop_metrics_after(&config.run.output_dir.join("metrics.csv"), epoch)?;
     }
 
     let data = open_datasets(&config.data, config.run.seed)?;
