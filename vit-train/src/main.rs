@@ -17,6 +17,7 @@ mod renderer;
 mod run_config;
 mod samples;
 mod schedule;
+mod segments;
 mod steps;
 mod train;
 

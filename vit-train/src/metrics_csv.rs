@@ -128,37 +128,31 @@ pub fn read(path: &Path) -> Result<Vec<Row>> {
     parse(&text).with_context(|| format!("cannot parse metrics file {}", path.display()))
 }
 
-/// Opens the metrics file at `path` for appending rows, and returns it with the step the run
-/// continues from.
+/// Opens the metrics file at `path` for appending rows.
 ///
-/// A new run (`resume` is `None`) starts the file over. A run resumed from the checkpoint of
-/// epoch `e` keeps the rows of epochs up to `e` and drops the later ones (logged by the run that
-/// was interrupted before its next checkpoint; the resumed run logs them again) and a last line
-/// cut short by a crash; it continues from the last kept row's step. A file with another header
-/// is refused; a missing or empty one is started over.
-pub fn open(path: &Path, resume: Option<usize>) -> Result<(File, u64)> {
+/// A new run (`resume` is `None`) starts the file over. A run resumed at optimizer step `s`
+/// (`resume` is `Some(s)`, the step of the checkpoint it starts from) keeps the rows up to that
+/// step and drops the later ones, logged by the run that was interrupted before its next
+/// checkpoint (the resumed run logs them again), and a last line cut short by a crash. A file
+/// with another header is refused; a missing or empty one is started over.
+pub fn open(path: &Path, resume: Option<u64>) -> Result<File> {
     let text = match resume {
         Some(_) if path.exists() => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
         _ => String::new(),
     };
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
     let mut kept = format!("{HEADER}\n");
-    let mut step = 0;
-    if let (Some(epoch), Some(header)) = (resume, complete.lines().next()) {
+    if let (Some(step), Some(header)) = (resume, complete.lines().next()) {
         if header.trim() != HEADER {
             bail!("cannot resume {}: its header is {header:?}, expected {HEADER:?}", path.display());
         }
-        for row in parse(complete)? {
-            if row.epoch <= epoch as f64 {
-                step = step.max(row.step);
-                kept += &row.to_line();
-                kept.push('\n');
-            }
+        for row in parse(complete)?.into_iter().filter(|row| row.step <= step) {
+            kept += &row.to_line();
+            kept.push('\n');
         }
     }
     vit_model::checkpoint::write_atomic(path, kept.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-    let file = OpenOptions::new().append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok((file, step))
+    OpenOptions::new().append(true).open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
 #[cfg(test)]
@@ -186,7 +180,7 @@ mod tests {
     fn rows_round_trip_and_parse_by_name() {
         let row = Row {
             step: 12,
-            epoch: 2.0,
+            epoch: 1.25,
             split: "valid".into(),
             loss: Some(0.5),
             accuracy: Some(62.5),
@@ -204,30 +198,29 @@ mod tests {
     }
 
     #[test]
-    fn resuming_keeps_the_rows_through_the_checkpoint_epoch() {
+    fn resuming_keeps_the_rows_up_to_the_checkpoint_step() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE);
-        let rows = "2,1,train,2.5,,,,\n4,1,valid,2,,,,\n6,2,train,1.5,,,,\n";
-        std::fs::write(&path, format!("{HEADER}\n{rows}7,2,tra")).unwrap();
-        let (file, step) = open(&path, Some(1)).unwrap();
-        drop(file);
-        assert_eq!(step, 4);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{HEADER}\n2,1,train,2.5,,,,\n4,1,valid,2,,,,\n"));
+        let rows = "2,0.5,train,2.5,,,,\n4,1,valid,2,,,,\n6,1.5,train,1.5,,,,\n";
+        std::fs::write(&path, format!("{HEADER}\n{rows}7,1.75,tra")).unwrap();
+        drop(open(&path, Some(4)).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{HEADER}\n2,0.5,train,2.5,,,,\n4,1,valid,2,,,,\n"));
 
         // Appends go after the kept rows.
-        let (mut file, _) = open(&path, Some(1)).unwrap();
-        std::io::Write::write_all(&mut file, b"6,2,train,1,,,,\n").unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().ends_with("4,1,valid,2,,,,\n6,2,train,1,,,,\n"));
+        let mut file = open(&path, Some(4)).unwrap();
+        std::io::Write::write_all(&mut file, b"6,1.5,train,1,,,,\n").unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("4,1,valid,2,,,,\n6,1.5,train,1,,,,\n"));
 
         // A new run starts over; a missing or header-less file is started over on resume too.
-        let (_, step) = open(&path, None).unwrap();
-        assert_eq!((step, std::fs::read_to_string(&path).unwrap()), (0, format!("{HEADER}\n")));
+        drop(open(&path, None).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{HEADER}\n"));
         std::fs::write(&path, "step,ep").unwrap();
-        assert_eq!(open(&path, Some(3)).unwrap().1, 0);
+        drop(open(&path, Some(3)).unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{HEADER}\n"));
         let other = dir.path().join("sub");
         std::fs::create_dir(&other).unwrap();
-        assert_eq!(open(&other.join(FILE), Some(2)).unwrap().1, 0);
+        drop(open(&other.join(FILE), Some(2)).unwrap());
+        assert!(other.join(FILE).is_file());
 
         std::fs::write(&path, "step,loss\n1,2\n").unwrap();
         let err = format!("{:#}", open(&path, Some(1)).unwrap_err());

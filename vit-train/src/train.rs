@@ -27,10 +27,11 @@ use crate::data_setup::{batchers, open_datasets, processor};
 use crate::device::parse_device;
 use crate::loader::EpochLoader;
 use crate::metrics_csv;
-use crate::optim::{build_optimizer, build_schedule, total_steps};
+use crate::optim::{build_optimizer, build_schedule};
 use crate::renderer::ProgressRenderer;
 use crate::run_config::{RunConfig, Task};
 use crate::samples::SampleWriter;
+use crate::segments::Segments;
 use crate::steps::{ClassifierStep, NonFinitePolicy, SimMimStep, StepGuard};
 
 /// Options of `vit-train train` beyond the config file.
@@ -201,7 +202,8 @@ struct Launch {
     processor: ImageProcessor,
     train: Arc<dyn DataLoader<ImageBatch>>,
     valid: Arc<dyn DataLoader<ImageBatch>>,
-    batches_per_epoch: usize,
+    segments: Segments,
+    /// The checkpoint (segment) the run resumes from.
     resume_epoch: Option<usize>,
     options: TrainOptions,
 }
@@ -213,7 +215,8 @@ impl Launch {
     {
         let dir = &self.config.run.output_dir;
         let ckpt = checkpoint_dir(dir);
-        let renderer = ProgressRenderer::new(dir, self.config.data.batch_size, self.config.run.log_every, self.resume_epoch)
+        let (batch_size, log_every) = (self.config.data.batch_size, self.config.run.log_every);
+        let renderer = ProgressRenderer::new(dir, batch_size, log_every, self.segments, self.resume_epoch)
             .context("cannot set up progress output")?;
         let strategy = ComposedCheckpointingStrategy::builder()
             .add(KeepLastNCheckpoints::new(self.config.run.keep_last.max(1)))
@@ -227,7 +230,7 @@ impl Launch {
             )
             .with_checkpointing_strategy(strategy)
             .renderer(Box::new(renderer))
-            .num_epochs(self.epochs());
+            .num_epochs(self.segments.count());
         if let Some(epoch) = self.resume_epoch {
             training = training.checkpoint(epoch);
         }
@@ -262,17 +265,10 @@ impl Launch {
         Ok(training)
     }
 
-    fn epochs(&self) -> usize {
-        let per_epoch = self.batches_per_epoch.div_ceil(self.config.optimizer.grad_accumulation);
-        match self.config.run.max_steps {
-            Some(max) => max.div_ceil(per_epoch.max(1)).max(1),
-            None => self.config.run.epochs,
-        }
-    }
-
     fn guard(&self, interrupter: burn::train::Interrupter) -> StepGuard {
         let policy = if self.options.skip_nonfinite { NonFinitePolicy::Skip } else { NonFinitePolicy::Stop };
-        StepGuard::new(policy, interrupter, self.config.optimizer.max_grad_norm, self.config.optimizer.grad_accumulation)
+        let done = self.segments.micro_batches_before(self.segments.steps_after(self.resume_epoch.unwrap_or(0)));
+        StepGuard::new(policy, interrupter, self.config.optimizer.max_grad_norm, self.config.optimizer.grad_accumulation, done)
     }
 
     fn check_guard(&self, guard: &StepGuard) -> Result<()> {
@@ -302,20 +298,22 @@ impl Launch {
         Ok(())
     }
 
-    /// The model record of the best kept epoch (lowest validation loss), else the last.
-    fn best_record(&self) -> Option<(usize, ModuleRecord)> {
+    /// The best kept checkpoint (lowest validation loss): its number, validation row and model
+    /// record.
+    fn best_record(&self) -> Option<(usize, metrics_csv::Row, ModuleRecord)> {
         let dir = &self.config.run.output_dir;
-        let mut rows: Vec<(usize, f64)> = metrics_csv::read(&dir.join(metrics_csv::FILE))
+        let mut rows: Vec<(metrics_csv::Row, f64)> = metrics_csv::read(&dir.join(metrics_csv::FILE))
             .ok()?
             .into_iter()
             .filter(|r| r.split == "valid")
-            .filter_map(|r| Some((r.epoch as usize, r.loss?)))
+            .filter_map(|r| r.loss.map(|loss| (r, loss)))
             .collect();
         rows.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let ckpt = checkpoint_dir(dir);
-        rows.into_iter().find_map(|(epoch, _)| {
-            let checkpointer = AtomicFileCheckpointer::new(&ckpt, "model");
-            Checkpointer::<ModuleRecord>::restore(&checkpointer, epoch).ok().map(|r| (epoch, r))
+        let checkpointer = AtomicFileCheckpointer::new(&checkpoint_dir(dir), "model");
+        rows.into_iter().find_map(|(row, _)| {
+            let checkpoint = self.segments.segment_ending_at(row.step as usize);
+            let record = Checkpointer::<ModuleRecord>::restore(&checkpointer, checkpoint).ok()?;
+            Some((checkpoint, row, record))
         })
     }
 
@@ -325,13 +323,18 @@ impl Launch {
         let dir = &self.config.run.output_dir;
         let best = dir.join("best");
         let step = match self.best_record() {
-            Some((epoch, record)) => match step.clone().try_load_record(record) {
+            Some((checkpoint, row, record)) => match step.clone().try_load_record(record) {
                 Ok(loaded) => {
-                    eprintln!("exporting the best epoch ({epoch}) to {}", best.display());
+                    eprintln!(
+                        "exporting the best checkpoint ({checkpoint}: step {}, epoch {}) to {}",
+                        row.step,
+                        metrics_csv::cell(Some(row.epoch)),
+                        best.display()
+                    );
                     loaded
                 }
                 Err(e) => {
-                    eprintln!("warning: cannot reload epoch {epoch} ({e:?}); exporting the final model");
+                    eprintln!("warning: cannot reload checkpoint {checkpoint} ({e:?}); exporting the final model");
                     step
                 }
             },
@@ -368,8 +371,8 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
     }
     let train_device = device.clone().autodiff();
     let resume_epoch = prepare_output_dir(&config, &options)?;
-    if let Some(epoch) = resume_epoch {
-        eprintln!("resuming {} from epoch {epoch}", config.run.output_dir.display());
+    if let Some(checkpoint) = resume_epoch {
+        eprintln!("resuming {} from checkpoint {checkpoint}", config.run.output_dir.display());
     }
 
     let data = open_datasets(&config.data, config.run.seed)?;
@@ -378,23 +381,31 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
     let processor = processor(&config.data, planned.num_channels)?;
     let mask = (config.task == Task::Simmim).then_some((config.data.mask_patch_size, planned.patch_size));
     let (train_batcher, eval_batcher) = batchers(&config.data, &processor, seed, mask)?;
-    let start_epoch = resume_epoch.unwrap_or(0) as u64;
     let eval_batch = config.data.eval_batch_size.unwrap_or(config.data.batch_size);
     let classes = data.classes.clone();
-    let train_loader =
-        EpochLoader::new(data.train, train_batcher, config.data.batch_size, Some(seed), start_epoch, train_device.clone());
-    let batches_per_epoch = train_loader.num_batches();
-    let valid_loader = EpochLoader::new(data.valid, eval_batcher, eval_batch, None, 0, train_device.clone());
-    let steps = total_steps(batches_per_epoch, config.optimizer.grad_accumulation, config.run.epochs, config.run.max_steps);
+    let r = &config.run;
+    let batches_per_epoch = burn::data::dataset::Dataset::len(&data.train).div_ceil(config.data.batch_size);
+    let segments =
+        Segments::new(batches_per_epoch, config.optimizer.grad_accumulation, r.epochs, r.max_steps, r.eval_every);
+    let train_loader = EpochLoader::training(
+        data.train,
+        train_batcher,
+        config.data.batch_size,
+        seed,
+        segments,
+        resume_epoch.unwrap_or(0),
+        train_device.clone(),
+    );
+    let valid_loader = EpochLoader::evaluation(data.valid, eval_batcher, eval_batch, train_device.clone());
     let optimizer = build_optimizer(&config.optimizer)?;
-    let scheduler = build_schedule(&config.optimizer, steps, planned.num_hidden_layers)?;
+    let scheduler = build_schedule(&config.optimizer, segments.total_steps, planned.num_hidden_layers)?;
     let mut launch = Launch {
         config: config.clone(),
         vit_config: planned,
         processor,
         train: Arc::new(train_loader),
         valid: Arc::new(valid_loader),
-        batches_per_epoch,
+        segments,
         resume_epoch,
         options,
     };
