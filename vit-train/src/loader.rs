@@ -3,8 +3,11 @@
 //! For training, each `iter()` serves the next segment of the run (see [`crate::segments`]):
 //! the micro-batches of one or more real epochs, each real epoch's order a permutation seeded by
 //! (seed, epoch) and each sample's augmentation and mask seeded by (seed, epoch, index). A resumed
-//! run therefore sees exactly the batches the uninterrupted run would have seen. For evaluation,
-//! each `iter()` serves the whole dataset in order, as epoch 0.
+//! run therefore sees exactly the batches the uninterrupted run would have seen. Dropout, the
+//! one thing drawing from the backend's RNG during training, is made a function of the position
+//! too: the training loader reseeds the device's RNG with [`segment_seed`] as each segment starts
+//! (burn-train calls `iter()` right before training on it). For evaluation, each `iter()` serves
+//! the whole dataset in order, as epoch 0.
 //!
 //! Batches are prepared on a background thread (decoding and augmentation in parallel with
 //! rayon inside the batch) while the model works on the previous one.
@@ -18,6 +21,7 @@ use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use vit_data::rng::splitmix64;
 use vit_data::{HostBatch, ImageBatch, ImageBatcher, ImageDataset};
 
 use crate::segments::Segments;
@@ -48,6 +52,11 @@ pub struct EpochLoader {
 
 /// The micro-batches of one real epoch within a pass: the epoch and the dataset positions.
 type Piece = (u64, Vec<usize>);
+
+/// The backend RNG's seed for segment `k` of a run with `seed`.
+pub fn segment_seed(seed: u64, k: usize) -> u64 {
+    splitmix64(seed ^ splitmix64(k as u64 ^ 0x5E6D_E17A_D20F_0A7E))
+}
 
 impl EpochLoader {
     /// The training loader of a run, serving segment `start_segment` first.
@@ -178,6 +187,9 @@ impl DataLoaderIterator<ImageBatch> for EpochIter {
 impl DataLoader<ImageBatch> for EpochLoader {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<ImageBatch> + 'a> {
         let k = self.next_segment.fetch_add(1, Ordering::SeqCst);
+        if let Plan::Training { seed, .. } = self.plan {
+            self.device.seed(segment_seed(seed, k));
+        }
         let pieces = self.pass(k, true);
         let totals = pieces.iter().map(|(_, ps)| ps.len()).collect();
         let (sender, receiver) = sync_channel(2);

@@ -97,9 +97,13 @@ fn runs_killed_at_several_points_and_resumed_end_with_the_same_weights() {
     let data = tmp.path().join("data");
     make_image_folder(&data, 60);
     let epochs = 6;
+    // With dropout: its masks are drawn from the backend RNG, reseeded per epoch.
+    let config_text = |out: &std::path::Path| {
+        classification_config(&data, out, epochs).replace("[data]", "hidden_dropout_prob = 0.1\n[data]")
+    };
 
     let straight = tmp.path().join("straight");
-    let config = write_config(tmp.path(), "a.toml", &classification_config(&data, &straight, epochs));
+    let config = write_config(tmp.path(), "a.toml", &config_text(&straight));
     let start = Instant::now();
     assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
     let full = start.elapsed();
@@ -107,7 +111,7 @@ fn runs_killed_at_several_points_and_resumed_end_with_the_same_weights() {
     // The same run, killed with SIGKILL at points spread over its length; each restart of the same
     // command resumes it.
     let resumed = tmp.path().join("resumed");
-    let config = write_config(tmp.path(), "b.toml", &classification_config(&data, &resumed, epochs));
+    let config = write_config(tmp.path(), "b.toml", &config_text(&resumed));
     let mut kills = 0;
     for fraction in [0.55, 0.3, 0.45, 0.25] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
@@ -189,8 +193,11 @@ fn evaluating_every_n_steps_validates_checkpoints_and_resumes_exactly() {
     // 135 training images in batches of 16: 9 steps per epoch; 3 epochs evaluated every 4 steps
     // (which does not divide 9): validation and a checkpoint after steps 4, 8, ..., 24 and 27.
     make_image_folder(&data, 60);
+    // With dropout, whose masks must come out the same after a resume too.
     let text = |out: &std::path::Path| {
-        classification_config(&data, out, 3).replace("[run]", "[run]\neval_every = 4")
+        classification_config(&data, out, 3)
+            .replace("[run]", "[run]\neval_every = 4")
+            .replace("[data]", "hidden_dropout_prob = 0.1\nattention_probs_dropout_prob = 0.1\n[data]")
     };
     let straight = tmp.path().join("straight");
     let config = write_config(tmp.path(), "a.toml", &text(&straight));
