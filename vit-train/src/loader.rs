@@ -104,21 +104,17 @@ impl EpochLoader {
         order
     }
 
-    /// The items of pass `k`, as pieces of real epochs; only their counts when `positions` is
-    /// false (no shuffling).
-    fn pass(&self, k: usize, positions: bool) -> Vec<Piece> {
+    /// The items of pass `k`, as pieces of real epochs.
+    fn pass(&self, k: usize) -> Vec<Piece> {
         let n = self.dataset.len();
         let pieces: Vec<Piece> = match self.plan {
-            Plan::Evaluation => vec![(0, if positions { (0..n).collect() } else { vec![0; n] })],
+            Plan::Evaluation => vec![(0, (0..n).collect())],
             Plan::Training { segments, seed } => segments
                 .pieces(k)
                 .into_iter()
                 .map(|p| {
                     let (from, to) = ((p.batches.start * self.batch_size).min(n), (p.batches.end * self.batch_size).min(n));
-                    match positions {
-                        true => (p.epoch, self.epoch_order(seed, p.epoch)[from..to].to_vec()),
-                        false => (p.epoch, vec![0; to - from]),
-                    }
+                    (p.epoch, self.epoch_order(seed, p.epoch)[from..to].to_vec())
                 })
                 .collect(),
         };
@@ -190,7 +186,7 @@ impl DataLoader<ImageBatch> for EpochLoader {
         if let Plan::Training { seed, .. } = self.plan {
             self.device.seed(segment_seed(seed, k));
         }
-        let pieces = self.pass(k, true);
+        let pieces = self.pass(k);
         let totals = pieces.iter().map(|(_, ps)| ps.len()).collect();
         let (sender, receiver) = sync_channel(2);
         let dataset = self.dataset.clone();
@@ -214,7 +210,7 @@ impl DataLoader<ImageBatch> for EpochLoader {
 
     /// Items of the next pass.
     fn num_items(&self) -> usize {
-        self.pass(self.next_segment.load(Ordering::SeqCst), false).iter().map(|(_, ps)| ps.len()).sum()
+        self.pass(self.next_segment.load(Ordering::SeqCst)).iter().map(|(_, ps)| ps.len()).sum()
     }
 
     fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<ImageBatch>> {

@@ -64,7 +64,7 @@ pub fn checkpoint_dir(output_dir: &Path) -> PathBuf {
     output_dir.join("checkpoint")
 }
 
-/// Prepares the output directory and decides whether to resume (the epoch to resume from).
+/// Prepares the output directory and decides whether to resume (the checkpoint to resume from).
 /// Refuses to mix runs, and fails before any training when the directory cannot be written.
 fn prepare_output_dir(config: &RunConfig, options: &TrainOptions) -> Result<Option<usize>> {
     let dir = &config.run.output_dir;
@@ -83,7 +83,7 @@ fn prepare_output_dir(config: &RunConfig, options: &TrainOptions) -> Result<Opti
     Ok(resume)
 }
 
-/// Whether the run in the output directory is continued (from which epoch) or a new one starts;
+/// Whether the run in the output directory is continued (from which checkpoint) or a new one starts;
 /// clears a different run when `--overwrite` is given.
 fn resume_point(config: &RunConfig, options: &TrainOptions) -> Result<Option<usize>> {
     let dir = &config.run.output_dir;
@@ -107,7 +107,7 @@ fn resume_point(config: &RunConfig, options: &TrainOptions) -> Result<Option<usi
         && let Some(epoch) = latest
     {
         eprintln!(
-            "note: the config differs from the one {} was started with; resuming from epoch {epoch} with the new one",
+            "note: the config differs from the one {} was started with; resuming from checkpoint {epoch} with the new one",
             dir.display()
         );
         return Ok(Some(epoch));
@@ -317,7 +317,7 @@ impl Launch {
         })
     }
 
-    /// Exports the best kept epoch (else the final model) of the wrapped `step` model as an HF
+    /// Exports the best kept checkpoint (else the final model) of the wrapped `step` model as an HF
     /// directory, with its preprocessing, and draws the curves.
     fn finish<W: burn::module::Module, M: PretrainedViT>(&self, step: W, inner: impl Fn(W) -> M) -> Result<PathBuf> {
         let dir = &self.config.run.output_dir;

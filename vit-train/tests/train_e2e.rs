@@ -31,7 +31,7 @@ fn classification_run_beats_chance_and_exports_a_loadable_model() {
     assert_eq!(config.labels(), CLASSES.to_vec());
     assert_eq!(model.num_labels(), 3);
 
-    // `vit-train export` of the best epoch's checkpoint gives the same directory.
+    // `vit-train export` of the best checkpoint gives the same directory.
     let best_epoch = stderr.split("exporting the best checkpoint (").nth(1).and_then(|s| s.split(':').next()).unwrap();
     let exported = tmp.path().join("exported");
     let run = out.to_str().unwrap();
