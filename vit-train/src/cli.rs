@@ -79,7 +79,8 @@ pub enum Command {
         /// The run's output directory.
         #[arg(long)]
         run: PathBuf,
-        /// The epoch to export (default: the latest complete one).
+        /// The checkpoint to export: an epoch, or with `run.eval_every` an evaluation (default: the
+        /// latest complete one).
         #[arg(long)]
         epoch: Option<usize>,
         /// Where to write the HF model directory.

@@ -6,7 +6,6 @@
 //! DejaVu Sans font embedded from the `dejavu` crate, so no system fonts or fontconfig are needed.
 //! The PNG is written to a temporary file next to the target and renamed over it.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -17,6 +16,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::metrics_csv;
+
 /// Size of the PNG written by [`write_curves`]: three panels of 1200×480 plus a title strip.
 pub const DEFAULT_SIZE: (u32, u32) = (1200, 1500);
 
@@ -25,9 +26,9 @@ const MIN_SIZE: (u32, u32) = (320, 360);
 
 const FONT: &str = "sans-serif";
 
-/// Reads `metrics_csv` and writes the training-curve PNG to `out_png` at [`DEFAULT_SIZE`].
-pub fn write_curves(metrics_csv: &Path, out_png: &Path) -> Result<()> {
-    write_curves_sized(metrics_csv, out_png, DEFAULT_SIZE.0, DEFAULT_SIZE.1)
+/// Reads the metrics file `csv` and writes the training-curve PNG to `out_png` at [`DEFAULT_SIZE`].
+pub fn write_curves(csv: &Path, out_png: &Path) -> Result<()> {
+    write_curves_sized(csv, out_png, DEFAULT_SIZE.0, DEFAULT_SIZE.1)
 }
 
 /// Like [`write_curves`], with an explicit image size in pixels.
@@ -35,7 +36,7 @@ pub fn write_curves(metrics_csv: &Path, out_png: &Path) -> Result<()> {
 /// A CSV holding only the header (no rows yet) gives a valid PNG whose panels say "no data";
 /// a missing, empty or header-less file is an error.
 pub fn write_curves_sized(
-    metrics_csv: &Path,
+    csv: &Path,
     out_png: &Path,
     width: u32,
     height: u32,
@@ -47,13 +48,10 @@ pub fn write_curves_sized(
             MIN_SIZE.1
         );
     }
-    let text = fs::read_to_string(metrics_csv)
-        .with_context(|| format!("cannot read metrics file {}", metrics_csv.display()))?;
-    let rows = parse_metrics_csv(&text)
-        .with_context(|| format!("cannot parse metrics file {}", metrics_csv.display()))?;
+    let rows = metrics_csv::read(csv)?.into_iter().map(Row::from).collect();
     let curves = Curves::from_rows(dedupe_restarts(rows));
 
-    let title = match metrics_csv.parent().and_then(|p| p.file_name()) {
+    let title = match csv.parent().and_then(|p| p.file_name()) {
         Some(run) => format!("{}: training curves", run.to_string_lossy()),
         None => "training curves".to_string(),
     };
@@ -64,7 +62,7 @@ pub fn write_curves_sized(
     write_png_atomic(&img, out_png)
 }
 
-/// One parsed row of metrics.csv; `None` where the cell is empty, unparsable or not finite.
+/// The values of a metrics.csv row the curves draw; `None` where the cell is empty or not finite.
 #[derive(Debug, Clone, PartialEq)]
 struct Row {
     step: f64,
@@ -75,61 +73,11 @@ struct Row {
     lr: Option<f64>,
 }
 
-/// Parses metrics.csv by header names (column order does not matter, unknown columns are
-/// ignored). Rows whose step does not parse (e.g. a line cut short by a crash) are skipped.
-fn parse_metrics_csv(text: &str) -> Result<Vec<Row>> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines
-        .next()
-        .ok_or_else(|| anyhow!("the file is empty (no header line)"))?;
-    let columns: HashMap<&str, usize> = header
-        .split(',')
-        .enumerate()
-        .map(|(i, name)| (name.trim(), i))
-        .collect();
-    let required = |name: &str| {
-        columns.get(name).copied().ok_or_else(|| {
-            anyhow!("header {header:?} has no `{name}` column; expected step,epoch,split,loss,accuracy,top5,lr,images_per_sec")
-        })
-    };
-    let step_col = required("step")?;
-    let split_col = required("split")?;
-    let optional = |name: &str| columns.get(name).copied();
-    let (loss_col, acc_col, top5_col, lr_col) = (
-        optional("loss"),
-        optional("accuracy"),
-        optional("top5"),
-        optional("lr"),
-    );
-
-    let mut rows = Vec::new();
-    for line in lines {
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let Some(step) = cells.get(step_col).and_then(|s| s.parse::<f64>().ok()) else {
-            continue;
-        };
-        if !step.is_finite() {
-            continue;
-        }
-        let value = |col: Option<usize>| {
-            col.and_then(|c| cells.get(c))
-                .and_then(|s| s.parse::<f64>().ok())
-                .filter(|v| v.is_finite())
-        };
-        rows.push(Row {
-            step,
-            split: cells
-                .get(split_col)
-                .copied()
-                .unwrap_or_default()
-                .to_ascii_lowercase(),
-            loss: value(loss_col),
-            accuracy: value(acc_col),
-            top5: value(top5_col),
-            lr: value(lr_col),
-        });
+impl From<metrics_csv::Row> for Row {
+    fn from(r: metrics_csv::Row) -> Self {
+        let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
+        Row { step: r.step as f64, split: r.split, loss: finite(r.loss), accuracy: finite(r.accuracy), top5: finite(r.top5), lr: finite(r.lr) }
     }
-    Ok(rows)
 }
 
 /// A resumed run appends rows whose steps go back to the checkpoint it resumed from; within
@@ -643,7 +591,7 @@ mod tests {
             "{HEADER}10,1,train,2.0,,,,\n20,1,valid,1.9,,,,\n30,2,train,1.8,,,,\n40,2,train,1.7,,,,\n\
              30,2,train,1.5,,,,\n40,2,train,1.4,,,,\n50,2,valid,1.3,,,,\n"
         );
-        let rows = dedupe_restarts(parse_metrics_csv(&text).unwrap());
+        let rows = dedupe_restarts(metrics_csv::parse(&text).unwrap().into_iter().map(Row::from).collect());
         let train: Vec<(f64, Option<f64>)> = rows
             .iter()
             .filter(|r| r.split == "train")

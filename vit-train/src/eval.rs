@@ -261,7 +261,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<(EvalCounts, String)> {
     check_normalisation(&args.model, &model_config, &processor, &config.data.normalize);
     let (_, eval_batcher) = batchers(&config.data, &processor, config.run.seed, None)?;
     let batch_size = config.data.eval_batch_size.unwrap_or(config.data.batch_size);
-    let loader = EpochLoader::new(data.valid, eval_batcher, batch_size, None, 0, device);
+    let loader = EpochLoader::evaluation(data.valid, eval_batcher, batch_size, device);
     let expected = loader.num_items();
 
     let bar = ProgressBar::with_draw_target(Some(expected as u64), ProgressDrawTarget::stderr());

@@ -10,12 +10,14 @@ mod device;
 mod export;
 mod eval;
 mod loader;
+mod metrics_csv;
 mod optim;
 mod predict;
 mod renderer;
 mod run_config;
 mod samples;
 mod schedule;
+mod segments;
 mod steps;
 mod train;
 

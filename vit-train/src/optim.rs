@@ -61,12 +61,6 @@ pub fn build_schedule(
     Ok(scheduler)
 }
 
-/// Optimizer steps the schedule spans: `max_steps` when set, else micro-batches per epoch /
-/// accumulation, times epochs.
-pub fn total_steps(batches_per_epoch: usize, accumulation: usize, epochs: usize, max_steps: Option<usize>) -> usize {
-    max_steps.unwrap_or(batches_per_epoch.div_ceil(accumulation.max(1)) * epochs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,22 +12,25 @@
 //! `end_split()`. Metric entries carry a `MetricId` (equal to the metric's name); names come
 //! from `register_metric`: "Loss", "Accuracy", "Top-K Accuracy @ TopK(5)", "Learning Rate".
 //!
-//! - On a terminal (stderr), an `indicatif` bar per epoch and split shows steps, epoch-running
-//!   loss / accuracy, the current lr, images/s and the ETA; a summary line stays after each split.
-//! - Otherwise, plain lines go to stderr every `log_every` training iterations, at the end of
-//!   each training epoch and at the end of each validation pass.
-//! - `output_dir/metrics.csv` gets one row per training log interval (averages over the interval,
-//!   weighted by batch sample counts; lr is the value at the row's step) and one per validation
-//!   pass (Burn's epoch aggregate). `step` is the global training-iteration count.
+//! - On a terminal (stderr), an `indicatif` bar per epoch (or segment, see [`crate::segments`])
+//!   and split shows micro-batches, running loss / accuracy, the current lr, images/s and the
+//!   ETA; a summary line stays after each split.
+//! - Otherwise, plain lines go to stderr every `log_every` optimizer steps, at the end of each
+//!   training segment and at the end of each validation pass.
+//! - `output_dir/metrics.csv` ([`metrics_csv`] owns its format and resume handling) gets one row
+//!   per training log interval (averages over the interval, weighted by batch sample counts; lr is
+//!   the value at the row's step) and one per validation pass (Burn's aggregate over the pass).
+//!   `step` is the run's optimizer-step count and `epoch` the real epochs done at that step,
+//!   fractional (steps / steps per epoch).
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::train::LearnerSummary;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{MetricDefinition, MetricEntry, MetricId, NumericEntry};
@@ -37,11 +40,8 @@ use burn::train::renderer::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Header of `metrics.csv`.
-pub const CSV_HEADER: &str = "step,epoch,split,loss,accuracy,top5,lr,images_per_sec";
-
-/// Name of the CSV file written inside the output directory.
-pub const CSV_FILE: &str = "metrics.csv";
+use crate::metrics_csv;
+use crate::segments::Segments;
 
 /// Which CSV column a Burn metric feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,28 +187,6 @@ enum Phase {
     Other(String),
 }
 
-/// What the renderer learned from an existing metrics.csv when resuming.
-#[derive(Debug, Default, Clone)]
-struct ResumeInfo {
-    last_step: u64,
-    /// (epoch, step) of every parsed row.
-    rows: Vec<(usize, u64)>,
-}
-
-impl ResumeInfo {
-    /// The step to continue from when training restarts at `starting_epoch`: the last step of
-    /// the epochs before it (rows of an epoch that was cut short are superseded), or the last
-    /// row's step when no earlier epoch is in the file.
-    fn step_before(&self, starting_epoch: usize) -> u64 {
-        self.rows
-            .iter()
-            .filter(|(epoch, _)| *epoch < starting_epoch)
-            .map(|(_, step)| *step)
-            .max()
-            .unwrap_or(self.last_step)
-    }
-}
-
 /// Where progress goes.
 enum Display {
     /// Interactive: progress bars on stderr.
@@ -227,12 +205,17 @@ pub struct ProgressRenderer {
     batch_size: usize,
     log_every: usize,
     slots: HashMap<MetricId, Slot>,
-    resume: Option<ResumeInfo>,
 
     label: String,
+    /// The run's optimizer steps and segments (burn-train's epochs).
+    segments: Segments,
     total_epochs: usize,
+    /// burn-train's epoch: the segment (1-based).
     epoch: usize,
+    /// Optimizer steps of the run so far.
     step: u64,
+    /// Micro-batches of the run so far.
+    micro: usize,
 
     phase: Phase,
     split_total_items: usize,
@@ -246,6 +229,7 @@ pub struct ProgressRenderer {
     split_finals: Values,
 
     interval_iters: usize,
+    interval_steps: usize,
     interval_images: usize,
     interval_start: Instant,
     interval_means: Means,
@@ -267,37 +251,43 @@ struct TestState {
 impl ProgressRenderer {
     /// Creates the renderer and opens `output_dir/metrics.csv` (the directory is created).
     ///
-    /// With `resume`, an existing file is appended to (its header is checked, a row cut short
-    /// by a crash is dropped) and the step counter continues from it; otherwise the file is
-    /// created fresh. A bar is drawn when stderr is a terminal, plain lines are logged otherwise.
+    /// `resume` is the checkpoint (segment) a resumed run starts from: the file keeps its rows up
+    /// to that checkpoint's step and the step counter continues from there (see
+    /// [`metrics_csv::open`]); otherwise the file is created fresh. A bar is drawn when stderr is
+    /// a terminal, plain lines are logged otherwise.
     pub fn new(
         output_dir: &Path,
         batch_size: usize,
         log_every: usize,
-        resume: bool,
+        segments: Segments,
+        resume: Option<usize>,
     ) -> Result<Self> {
         let display = if std::io::stderr().is_terminal() {
             Display::Bar(None)
         } else {
             Display::Log(Box::new(std::io::stderr()))
         };
-        Self::with_display(output_dir, batch_size, log_every, resume, display)
+        Self::with_display(output_dir, batch_size, log_every, segments, resume, display)
     }
 
     fn with_display(
         output_dir: &Path,
         batch_size: usize,
         log_every: usize,
-        resume: bool,
+        segments: Segments,
+        resume: Option<usize>,
         display: Display,
     ) -> Result<Self> {
         fs::create_dir_all(output_dir)
             .with_context(|| format!("cannot create output directory {}", output_dir.display()))?;
-        let csv_path = output_dir.join(CSV_FILE);
-        let (file, resume_info) = open_csv(&csv_path, resume)?;
+        let csv_path = output_dir.join(metrics_csv::FILE);
+        let step = segments.steps_after(resume.unwrap_or(0));
+        let file = metrics_csv::open(&csv_path, resume.map(|_| step as u64))?;
         let now = Instant::now();
         Ok(Self {
-            step: resume_info.as_ref().map_or(0, |r| r.last_step),
+            step: step as u64,
+            micro: segments.micro_batches_before(step),
+            segments,
             csv_path,
             csv: Some(BufWriter::new(file)),
             csv_error_reported: false,
@@ -305,7 +295,6 @@ impl ProgressRenderer {
             batch_size,
             log_every: log_every.max(1),
             slots: HashMap::new(),
-            resume: resume_info,
             label: "training".to_string(),
             total_epochs: 0,
             epoch: 1,
@@ -318,6 +307,7 @@ impl ProgressRenderer {
             split_means: Means::default(),
             split_finals: Values::default(),
             interval_iters: 0,
+            interval_steps: 0,
             interval_images: 0,
             interval_start: now,
             interval_means: Means::default(),
@@ -332,7 +322,7 @@ impl ProgressRenderer {
         &self.csv_path
     }
 
-    /// The global step (training iterations so far, including those of a resumed run).
+    /// The global step (optimizer steps so far, including those of a resumed run).
     #[allow(dead_code)]
     pub fn step(&self) -> u64 {
         self.step
@@ -395,14 +385,22 @@ impl ProgressRenderer {
         }
     }
 
-    /// Training iterations in an epoch, when known.
+    /// Iterations (micro-batches) of the current split, when known.
     fn steps_in_split(&self) -> Option<usize> {
+        if self.phase == Phase::Train {
+            let segment = self.epoch.saturating_sub(1);
+            return Some(self.segments.pieces(segment).iter().map(|p| p.batches.len()).sum());
+        }
         (self.batch_size > 0 && self.split_total_items > 0)
             .then(|| self.split_total_items.div_ceil(self.batch_size))
     }
 
+    /// "epoch 2/3" when evaluating per epoch, else the segment's optimizer steps: "steps 5-8/27".
     fn epoch_label(&self) -> String {
-        if self.total_epochs > 0 {
+        if !self.segments.per_epoch() {
+            let steps = self.segments.steps(self.epoch.saturating_sub(1));
+            format!("steps {}-{}/{}", steps.start + 1, steps.end, self.segments.total_steps)
+        } else if self.total_epochs > 0 {
             format!("epoch {}/{}", self.epoch, self.total_epochs)
         } else {
             format!("epoch {}", self.epoch)
@@ -479,19 +477,17 @@ impl ProgressRenderer {
     }
 
     fn write_row(&mut self, split: &str, values: Values, images_per_sec: Option<f64>) {
-        let row = format!(
-            "{},{},{},{},{},{},{},{}",
-            self.step,
-            self.epoch,
-            split,
-            csv_num(values.loss),
-            csv_num(values.accuracy),
-            csv_num(values.top5),
-            csv_num(values.lr),
-            images_per_sec
-                .map(|v| format!("{v:.1}"))
-                .unwrap_or_default(),
-        );
+        let row = metrics_csv::Row {
+            step: self.step,
+            epoch: self.segments.epochs_at(self.step as usize),
+            split: split.to_string(),
+            loss: values.loss,
+            accuracy: values.accuracy,
+            top5: values.top5,
+            lr: values.lr,
+            images_per_sec,
+        }
+        .to_line();
         let Some(w) = self.csv.as_mut() else {
             return;
         };
@@ -529,14 +525,20 @@ impl ProgressRenderer {
             self.line(&text);
         }
         self.interval_iters = 0;
+        self.interval_steps = 0;
         self.interval_images = 0;
         self.interval_means = Means::default();
         self.interval_start = Instant::now();
     }
 
     fn images_in_iteration(&mut self, items_processed: usize) -> usize {
-        let delta = items_processed.saturating_sub(self.split_last_items);
-        self.split_last_items = self.split_last_items.max(items_processed);
+        // The training loader counts items per real epoch, so the counter restarts when a
+        // segment crosses into the next epoch.
+        let delta = match items_processed.checked_sub(self.split_last_items) {
+            Some(delta) => delta,
+            None => items_processed,
+        };
+        self.split_last_items = items_processed;
         match self.batch_size {
             // The item counter is exact (the last batch can be short); trust it when it is
             // consistent with one batch, else count a full batch.
@@ -558,95 +560,6 @@ fn format_lr(lr: f64) -> String {
         "0".to_string()
     } else {
         format!("{lr:.1e}")
-    }
-}
-
-/// A CSV cell: empty when unknown, "NaN"/"inf"/"-inf" when not finite, else up to six
-/// significant digits (scientific notation for very small or large magnitudes).
-fn csv_num(v: Option<f64>) -> String {
-    let Some(v) = v else {
-        return String::new();
-    };
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    if v == 0.0 {
-        return "0".to_string();
-    }
-    let a = v.abs();
-    if (1e-3..1e7).contains(&a) {
-        let decimals = (5 - a.log10().floor() as i32).clamp(0, 9) as usize;
-        let s = format!("{v:.decimals$}");
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
-    } else {
-        let s = format!("{v:.5e}");
-        match s.split_once('e') {
-            Some((mantissa, exp)) => {
-                let m = mantissa.trim_end_matches('0').trim_end_matches('.');
-                format!("{m}e{exp}")
-            }
-            None => s,
-        }
-    }
-}
-
-/// Opens metrics.csv for writing; see [`ProgressRenderer::new`].
-fn open_csv(path: &Path, resume: bool) -> Result<(File, Option<ResumeInfo>)> {
-    if resume && path.exists() {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .with_context(|| format!("cannot open {} to resume", path.display()))?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        // A line without its newline was cut short by a crash: drop it.
-        let complete_len = text.rfind('\n').map_or(0, |i| i + 1);
-        let complete = &text[..complete_len];
-        let mut info = ResumeInfo::default();
-        let mut lines = complete.lines();
-        match lines.next() {
-            None => {
-                // Nothing complete in it: start it over.
-                file.set_len(0)?;
-                file.seek(SeekFrom::Start(0))?;
-                writeln!(file, "{CSV_HEADER}")?;
-                file.flush()?;
-                return Ok((file, Some(info)));
-            }
-            Some(header) if header.trim() == CSV_HEADER => {}
-            Some(header) => bail!(
-                "cannot resume {}: its header is {header:?}, expected {CSV_HEADER:?}",
-                path.display()
-            ),
-        }
-        for line in lines {
-            let mut cells = line.split(',');
-            let step = cells.next().and_then(|s| s.trim().parse::<u64>().ok());
-            let epoch = cells.next().and_then(|s| s.trim().parse::<usize>().ok());
-            if let Some(step) = step {
-                info.last_step = step;
-                info.rows.push((epoch.unwrap_or(0), step));
-            }
-        }
-        if complete_len < text.len() {
-            file.set_len(complete_len as u64)
-                .with_context(|| format!("cannot truncate {}", path.display()))?;
-        }
-        file.seek(SeekFrom::End(0))?;
-        Ok((file, Some(info)))
-    } else {
-        let mut file =
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        writeln!(file, "{CSV_HEADER}")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        file.flush()?;
-        Ok((file, None))
     }
 }
 
@@ -686,25 +599,17 @@ impl TrainingProgressLogger for ProgressRenderer {
         if let Some(label) = label {
             self.label = label.to_string();
         }
-        if let Some(info) = &self.resume {
-            self.step = info.step_before(self.epoch);
-        }
-        let text = if self.epoch > 1 {
-            format!(
-                "{}: epochs {}..={} (resuming at step {}); metrics in {}",
-                self.label,
-                self.epoch,
-                total_epochs,
-                self.step,
-                self.csv_path.display()
-            )
-        } else {
-            format!(
-                "{}: {} epochs; metrics in {}",
-                self.label,
-                total_epochs,
-                self.csv_path.display()
-            )
+        let step = self.segments.steps_after(self.epoch - 1);
+        self.step = step as u64;
+        self.micro = self.segments.micro_batches_before(step);
+        let total = self.segments.total_steps;
+        let plan = match self.segments.per_epoch() {
+            true => format!("{total_epochs} epochs ({total} steps)"),
+            false => format!("{total} steps, evaluated every {}", self.segments.segment_steps),
+        };
+        let text = match self.epoch > 1 {
+            true => format!("{}: {plan}; resuming at step {step}; metrics in {}", self.label, self.csv_path.display()),
+            false => format!("{}: {plan}; metrics in {}", self.label, self.csv_path.display()),
         };
         self.line(&text);
     }
@@ -729,6 +634,7 @@ impl TrainingProgressLogger for ProgressRenderer {
         self.split_finals = Values::default();
         if self.phase == Phase::Train {
             self.interval_iters = 0;
+            self.interval_steps = 0;
             self.interval_images = 0;
             self.interval_means = Means::default();
             self.interval_start = now;
@@ -743,11 +649,15 @@ impl TrainingProgressLogger for ProgressRenderer {
         self.split_iters += 1;
         self.split_images += images;
         if self.phase == Phase::Train {
-            self.step += 1;
+            self.micro += 1;
             self.interval_iters += 1;
             self.interval_images += images;
-            if self.interval_iters >= self.log_every {
-                self.flush_train_interval();
+            if self.segments.ends_step(self.micro) {
+                self.step += 1;
+                self.interval_steps += 1;
+                if self.interval_steps >= self.log_every {
+                    self.flush_train_interval();
+                }
             }
         }
         self.update_bar();
@@ -987,13 +897,15 @@ mod tests {
         dir: &Path,
         batch: usize,
         log_every: usize,
-        resume: bool,
+        segments: Segments,
+        resume: Option<usize>,
     ) -> (ProgressRenderer, Sink) {
         let sink = Sink::default();
         let r = ProgressRenderer::with_display(
             dir,
             batch,
             log_every,
+            segments,
             resume,
             Display::Log(Box::new(sink.clone())),
         )
@@ -1048,7 +960,7 @@ mod tests {
     fn rows(path: &Path) -> Vec<Vec<String>> {
         let text = fs::read_to_string(path).unwrap();
         let mut lines = text.lines();
-        assert_eq!(lines.next(), Some(CSV_HEADER));
+        assert_eq!(lines.next(), Some(metrics_csv::HEADER));
         lines
             .map(|l| l.split(',').map(str::to_string).collect())
             .collect()
@@ -1062,10 +974,10 @@ mod tests {
     #[test]
     fn writes_interval_and_validation_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut r, sink) = renderer(dir.path(), 4, 2, false);
+        // 18 items in batches of 4: 5 iterations, the last one of 2 images.
+        let (mut r, sink) = renderer(dir.path(), 4, 2, Segments::new(5, 1, 2, None, None), None);
         register_all(&mut r);
         r.start(2, 1, None, None);
-        // 18 items in batches of 4: 5 iterations, the last one of 2 images.
         train_epoch(&mut r, 18, 4, 1.0);
         valid_epoch(&mut r, 0.5, 60.0, 90.0);
         r.update_epoch(1);
@@ -1073,19 +985,19 @@ mod tests {
         train_epoch(&mut r, 18, 4, 2.0);
         r.end();
 
-        let rows = rows(&dir.path().join(CSV_FILE));
+        let rows = rows(&dir.path().join(metrics_csv::FILE));
         assert_eq!(
             fixed(&rows),
             vec![
-                // iterations 1-2: loss (2+3)/2, acc (10+20)/2, lr at step 2
-                "2,1,train,2.5,15,,0.002",
-                "4,1,train,4.5,35,,0.004",
+                // iterations 1-2: loss (2+3)/2, acc (10+20)/2, lr at step 2; 2/5 of an epoch
+                "2,0.4,train,2.5,15,,0.002",
+                "4,0.8,train,4.5,35,,0.004",
                 // the partial interval at the end of the epoch: iteration 5 alone
                 "5,1,train,6,50,,0.005",
                 // Burn's epoch aggregates for validation; no lr
                 "5,1,valid,0.5,60,90,",
-                "7,2,train,3.5,15,,0.002",
-                "9,2,train,5.5,35,,0.004",
+                "7,1.4,train,3.5,15,,0.002",
+                "9,1.8,train,5.5,35,,0.004",
                 "10,2,train,7,50,,0.005",
             ]
         );
@@ -1120,7 +1032,7 @@ mod tests {
     #[test]
     fn weights_interval_means_by_batch_size() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut r, _) = renderer(dir.path(), 4, 2, false);
+        let (mut r, _) = renderer(dir.path(), 4, 2, Segments::new(2, 1, 1, None, None), None);
         register_all(&mut r);
         r.start(1, 1, None, None);
         r.start_split("train", 6);
@@ -1131,7 +1043,7 @@ mod tests {
         r.end_split();
         drop(r);
         assert_eq!(
-            fixed(&rows(&dir.path().join(CSV_FILE))),
+            fixed(&rows(&dir.path().join(metrics_csv::FILE))),
             vec!["2,1,train,2,,,"]
         );
     }
@@ -1139,9 +1051,10 @@ mod tests {
     #[test]
     fn appends_on_resume_and_continues_the_step() {
         let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join(CSV_FILE);
+        let segments = Segments::new(4, 1, 3, None, None);
+        let csv = dir.path().join(metrics_csv::FILE);
         {
-            let (mut r, _) = renderer(dir.path(), 4, 2, false);
+            let (mut r, _) = renderer(dir.path(), 4, 2, segments, None);
             register_all(&mut r);
             r.start(3, 1, None, None);
             train_epoch(&mut r, 16, 4, 1.0);
@@ -1154,16 +1067,16 @@ mod tests {
                 r.update_split(4 * i);
             }
         }
-        let mut f = OpenOptions::new().append(true).open(&csv).unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(&csv).unwrap();
         write!(f, "7,2,tra").unwrap();
         drop(f);
 
-        // Resume from the checkpoint of epoch 1: epoch 2 starts over at step 4.
-        let (mut r, _) = renderer(dir.path(), 4, 2, true);
+        // Resume from the checkpoint of epoch 1: epoch 2's rows and the cut-off line are
+        // dropped, and epoch 2 starts over at step 4.
+        let (mut r, _) = renderer(dir.path(), 4, 2, segments, Some(1));
         register_all(&mut r);
-        assert_eq!(r.step(), 6, "before start(), the last complete row's step");
-        r.start(3, 2, None, None);
         assert_eq!(r.step(), 4);
+        r.start(3, 2, None, None);
         train_epoch(&mut r, 16, 4, 1.0);
         drop(r);
 
@@ -1172,59 +1085,20 @@ mod tests {
         assert_eq!(
             fixed(&rows(&csv)),
             vec![
-                "2,1,train,2.5,15,,0.002",
+                "2,0.5,train,2.5,15,,0.002",
                 "4,1,train,4.5,35,,0.004",
                 "4,1,valid,0.5,60,90,",
-                "6,2,train,5,,,",
-                "6,2,train,2.5,15,,0.002",
+                "6,1.5,train,2.5,15,,0.002",
                 "8,2,train,4.5,35,,0.004",
             ]
         );
-
-        // Resuming without a checkpoint epoch (starting at 1) continues from the last row.
-        let (mut r, _) = renderer(dir.path(), 4, 1, true);
-        r.start(1, 1, None, None);
-        assert_eq!(r.step(), 8);
-    }
-
-    #[test]
-    fn fresh_run_truncates_and_bad_header_refuses_resume() {
-        let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join(CSV_FILE);
-        fs::write(&csv, format!("{CSV_HEADER}\n5,1,train,1,,,,\n")).unwrap();
-        drop(renderer(dir.path(), 4, 1, false));
-        assert_eq!(fs::read_to_string(&csv).unwrap(), format!("{CSV_HEADER}\n"));
-
-        fs::write(&csv, "step,loss\n1,2\n").unwrap();
-        let err = ProgressRenderer::with_display(
-            dir.path(),
-            4,
-            1,
-            true,
-            Display::Log(Box::new(Sink::default())),
-        )
-        .err()
-        .expect("mismatched header is an error");
-        assert!(format!("{err:#}").contains("header"), "{err:#}");
-
-        // An empty file (or one holding only a partial header) is started over.
-        fs::write(&csv, "step,ep").unwrap();
-        let (r, _) = renderer(dir.path(), 4, 1, true);
-        assert_eq!(r.step(), 0);
-        drop(r);
-        assert_eq!(fs::read_to_string(&csv).unwrap(), format!("{CSV_HEADER}\n"));
-
-        // A missing file with resume is created.
-        let other = tempfile::tempdir().unwrap();
-        drop(renderer(&other.path().join("sub"), 4, 1, true));
-        assert!(other.path().join("sub").join(CSV_FILE).exists());
     }
 
     #[test]
     fn odd_input_does_not_panic() {
         let dir = tempfile::tempdir().unwrap();
         // batch_size 0 and log_every 0 are tolerated.
-        let (mut r, sink) = renderer(dir.path(), 0, 0, false);
+        let (mut r, sink) = renderer(dir.path(), 0, 0, Segments::new(2, 1, 1, None, None), None);
         // No metric registered; an unknown metric; NaN and infinite values; a None entry;
         // generic entries; calls out of order.
         r.update_split(3);
@@ -1264,15 +1138,75 @@ mod tests {
         let _ = r.on_train_end(None);
         drop(r);
 
-        let rows = rows(&dir.path().join(CSV_FILE));
+        let rows = rows(&dir.path().join(metrics_csv::FILE));
         let fixed = fixed(&rows);
         // Unregistered ids fall back to Burn's metric names.
-        assert_eq!(fixed[0], "1,1,train,NaN,inf,,", "{fixed:?}");
+        assert_eq!(fixed[0], "1,0.5,train,NaN,inf,,", "{fixed:?}");
         assert_eq!(fixed[1], "2,1,train,,,,3e-4", "{fixed:?}");
         assert_eq!(fixed[2], "2,1,valid,,,,", "{fixed:?}");
         assert_eq!(fixed.len(), 3, "{fixed:?}");
         let log = sink.text();
         assert!(log.contains("test cifar10 | acc 50.00%"), "{log}");
+    }
+
+    #[test]
+    fn segments_of_steps_span_epoch_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        // 5 micro-batches of 4 (the last of 2) per epoch, 2 epochs, evaluated every 3 steps.
+        let (mut r, sink) = renderer(dir.path(), 4, 2, Segments::new(5, 1, 2, None, Some(3)), None);
+        register_all(&mut r);
+        r.start(4, 1, None, None);
+        r.start_split("train", 12);
+        for done in [4, 8, 12] {
+            r.update_train(batch(LOSS, 1.0, 4));
+            r.update_split(done);
+        }
+        r.end_split();
+        valid_epoch(&mut r, 0.5, 60.0, 90.0);
+        r.update_epoch(1);
+        // Steps 4-6: the end of epoch 0 (4 + 2 images), then epoch 1, whose item count the
+        // loader restarts.
+        r.start_split("train", 6);
+        for done in [4, 6, 4] {
+            r.update_train(batch(LOSS, 2.0, 4));
+            r.update_split(done);
+        }
+        assert_eq!(r.split_images, 10);
+        r.end_split();
+        valid_epoch(&mut r, 0.25, 70.0, 95.0);
+        drop(r);
+
+        assert_eq!(
+            fixed(&rows(&dir.path().join(metrics_csv::FILE))),
+            vec![
+                "2,0.4,train,1,,,",
+                "3,0.6,train,1,,,",
+                "3,0.6,valid,0.5,60,90,",
+                "5,1,train,2,,,",
+                "6,1.2,train,2,,,",
+                "6,1.2,valid,0.25,70,95,",
+            ]
+        );
+        let log = sink.text();
+        assert!(log.contains("10 steps, evaluated every 3"), "{log}");
+        assert!(log.contains("steps 1-3/10 valid | loss 0.5000"), "{log}");
+        assert!(log.contains("steps 4-6/10 step 2/3 | train loss 2.0000"), "{log}");
+    }
+
+    #[test]
+    fn accumulated_micro_batches_make_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        // 5 micro-batches per epoch in groups of 2: steps end after micro-batches 2, 4 and 5.
+        let (mut r, _) = renderer(dir.path(), 4, 1, Segments::new(5, 2, 1, None, None), None);
+        register_all(&mut r);
+        r.start(1, 1, None, None);
+        train_epoch(&mut r, 18, 4, 1.0);
+        assert_eq!(r.step(), 3);
+        drop(r);
+        assert_eq!(
+            fixed(&rows(&dir.path().join(metrics_csv::FILE))),
+            vec!["1,0.333333,train,2.5,15,,0.002", "2,0.666667,train,4.5,35,,0.004", "3,1,train,6,50,,0.005"]
+        );
     }
 
     #[test]
@@ -1286,21 +1220,8 @@ mod tests {
     }
 
     #[test]
-    fn csv_numbers() {
-        assert_eq!(csv_num(None), "");
-        assert_eq!(csv_num(Some(0.0)), "0");
-        assert_eq!(csv_num(Some(1.23456789)), "1.23457");
-        assert_eq!(csv_num(Some(56.2)), "56.2");
-        assert_eq!(csv_num(Some(100.0)), "100");
-        assert_eq!(csv_num(Some(4.5e-4)), "4.5e-4");
-        assert_eq!(csv_num(Some(0.002)), "0.002");
-        assert_eq!(csv_num(Some(f64::NAN)), "NaN");
-        assert_eq!(csv_num(Some(-2.5)), "-2.5");
+    fn lr_in_log_lines() {
         assert_eq!(format_lr(4.5e-4), "4.5e-4");
-        // Everything written parses back.
-        for v in [1.23456789, 4.5e-4, 1e-9, 123456789.0, 0.001] {
-            let back: f64 = csv_num(Some(v)).parse().unwrap();
-            assert!((back - v).abs() <= v.abs() * 1e-5);
-        }
+        assert_eq!(format_lr(0.0), "0");
     }
 }

@@ -181,13 +181,16 @@ impl Default for OptimizerSection {
 pub struct RunSection {
     /// Passes over the training data.
     pub epochs: usize,
-    /// Stop after this many optimizer steps (overrides `epochs` when smaller).
+    /// Train exactly this many optimizer steps (overrides `epochs`).
     pub max_steps: Option<usize>,
-    /// Seed of initialisation, data order, augmentation and masks.
+    /// Validate and checkpoint every N optimizer steps (and after the last); unset: at the end
+    /// of every epoch.
+    pub eval_every: Option<usize>,
+    /// Seed of initialisation, data order, augmentation, masks and dropout.
     pub seed: u64,
-    /// Checkpoints kept besides the best (a checkpoint per epoch).
+    /// Checkpoints kept besides the best (a checkpoint per evaluation).
     pub keep_last: usize,
-    /// Stop when the validation loss has not improved for this many epochs.
+    /// Stop when the validation loss has not improved for this many evaluations.
     pub early_stopping_patience: Option<usize>,
     /// Where the run writes everything.
     pub output_dir: PathBuf,
@@ -196,7 +199,7 @@ pub struct RunSection {
     /// Data-parallel training on several devices (burn-train's multi-device strategy), e.g.
     /// `["cuda:0", "cuda:1"]`; empty: `device` alone.
     pub devices: Vec<String>,
-    /// Plain log line every N steps when not on a terminal.
+    /// A metrics.csv row (and, when not on a terminal, a log line) every N optimizer steps.
     pub log_every: usize,
     /// SimMIM: write a reconstruction grid (samples/step-N.png) every N micro-batches (0: never).
     pub sample_every: usize,
@@ -207,6 +210,7 @@ impl Default for RunSection {
         Self {
             epochs: 3,
             max_steps: None,
+            eval_every: None,
             seed: 42,
             keep_last: 2,
             early_stopping_patience: None,
@@ -328,6 +332,9 @@ impl RunConfig {
         }
         if r.max_steps == Some(0) {
             bail!("run.max_steps: must be at least 1");
+        }
+        if r.eval_every == Some(0) {
+            bail!("run.eval_every: must be at least 1 (optimizer steps); leave it out to evaluate at the end of every epoch");
         }
         if r.log_every == 0 {
             bail!("run.log_every: must be at least 1");
@@ -472,7 +479,7 @@ mod fuzz {
         "download", "augmentation", "validation_split", "batch_size", "eval_batch_size", "workers", "normalize",
         "resample", "mask_patch_size", "mask_ratio", "skip_corrupt", "lr", "beta1", "beta2", "eps", "weight_decay",
         "max_grad_norm", "grad_accumulation", "warmup_steps", "warmup_ratio", "schedule", "label_smoothing",
-        "layer_decay", "epochs", "max_steps", "seed", "keep_last", "early_stopping_patience", "output_dir", "device",
+        "layer_decay", "epochs", "max_steps", "eval_every", "seed", "keep_last", "early_stopping_patience", "output_dir", "device",
         "log_every", "sample_every", "",
     ];
 

@@ -29,7 +29,7 @@ pub enum NonFinitePolicy {
 /// State shared by the steps of a run and the code that launched it.
 #[derive(Clone)]
 pub struct StepGuard {
-    /// Micro-batches seen (1-based after the first).
+    /// Micro-batches of the run so far, those before a resume included.
     pub micro_steps: Arc<AtomicUsize>,
     /// Micro-batch numbers whose loss was not finite.
     pub non_finite: Arc<Mutex<Vec<(usize, f32)>>>,
@@ -56,10 +56,10 @@ impl std::fmt::Debug for StepGuard {
 }
 
 impl StepGuard {
-    /// A guard for a run.
-    pub fn new(policy: NonFinitePolicy, interrupter: Interrupter, max_grad_norm: f64, accumulation: usize) -> Self {
+    /// A guard for a run that has trained `done` micro-batches before this process.
+    pub fn new(policy: NonFinitePolicy, interrupter: Interrupter, max_grad_norm: f64, accumulation: usize, done: usize) -> Self {
         Self {
-            micro_steps: Arc::new(AtomicUsize::new(0)),
+            micro_steps: Arc::new(AtomicUsize::new(done)),
             non_finite: Arc::new(Mutex::new(Vec::new())),
             skip_update: Arc::new(AtomicUsize::new(0)),
             policy,

@@ -26,10 +26,12 @@ use crate::checkpoint::{AtomicFileCheckpointer, latest_complete_epoch};
 use crate::data_setup::{batchers, open_datasets, processor};
 use crate::device::parse_device;
 use crate::loader::EpochLoader;
-use crate::optim::{build_optimizer, build_schedule, total_steps};
+use crate::metrics_csv;
+use crate::optim::{build_optimizer, build_schedule};
 use crate::renderer::ProgressRenderer;
 use crate::run_config::{RunConfig, Task};
 use crate::samples::SampleWriter;
+use crate::segments::Segments;
 use crate::steps::{ClassifierStep, NonFinitePolicy, SimMimStep, StepGuard};
 
 /// Options of `vit-train train` beyond the config file.
@@ -62,69 +64,68 @@ pub fn checkpoint_dir(output_dir: &Path) -> PathBuf {
     output_dir.join("checkpoint")
 }
 
-/// Prepares the output directory and decides whether to resume. Refuses to mix runs.
+/// Prepares the output directory and decides whether to resume (the checkpoint to resume from).
+/// Refuses to mix runs, and fails before any training when the directory cannot be written.
 fn prepare_output_dir(config: &RunConfig, options: &TrainOptions) -> Result<Option<usize>> {
     let dir = &config.run.output_dir;
-    let saved = dir.join(CONFIG_FILE);
-    let current = config.to_toml();
-    if saved.is_file() {
-        let previous = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
-        let same = previous == current;
-        if !same
-            && options.resume
-            && !options.overwrite
-            && let Some(epoch) = latest_complete_epoch(&checkpoint_dir(dir))
-        {
-            eprintln!(
-                "note: the config differs from the one {} was started with; resuming from epoch {epoch} with the new one",
-                dir.display()
-            );
-            vit_model::checkpoint::write_atomic(&saved, current.as_bytes())
-                .with_context(|| format!("the output directory {} is not writable", dir.display()))?;
-            return Ok(Some(epoch));
-        }
-        if !same && !options.overwrite {
-            bail!(
-                "the output directory {} already holds a different run (its {CONFIG_FILE} differs from this \
-                 config). Choose another run.output_dir, or pass --overwrite to replace it",
-                dir.display()
-            );
-        }
-        if !same {
-            for sub in ["checkpoint", "train", "valid", "best", "samples"] {
-                let _ = std::fs::remove_dir_all(dir.join(sub));
-            }
-            for file in ["metrics.csv", "curves.png", "experiment.log", MODEL_CONFIG_FILE, "preprocessor_config.json"] {
-                let _ = std::fs::remove_file(dir.join(file));
-            }
-        } else if let Some(epoch) = latest_complete_epoch(&checkpoint_dir(dir)) {
-            return Ok(Some(epoch));
-        } else if options.resume {
-            eprintln!("note: --resume given but {} holds no complete checkpoint; starting fresh", dir.display());
-        }
-    } else if options.resume {
-        bail!("--resume: {} holds no run to resume ({CONFIG_FILE} is missing)", dir.display());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output directory {}", dir.display()))?;
-    // Fail now, not after an epoch, when the directory is not writable.
-    vit_model::checkpoint::write_atomic(&saved, current.as_bytes())
-        .with_context(|| format!("the output directory {} is not writable", dir.display()))?;
-    Ok(None)
+    let resume = resume_point(config, options)?;
+    let refuse = |what: &str, e: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "{what} the output directory {} ({e}); choose another run.output_dir, or make it writable",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(|e| refuse("cannot create", &e))?;
+    // Writing the config (atomically, as every file of the run) is the probe: a read-only or
+    // full directory fails here rather than at the first checkpoint.
+    vit_model::checkpoint::write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())
+        .map_err(|e| refuse("cannot write into", &e))?;
+    Ok(resume)
 }
 
-/// Removes the rows of `metrics.csv` logged after epoch `epoch` (by a run that was interrupted
-/// before its next checkpoint), so that the resumed run's rows replace them.
-fn drop_metrics_after(csv: &Path, epoch: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(csv) else { return Ok(()) };
-    let kept: Vec<&str> = text
-        .lines()
-        .enumerate()
-        .filter(|(i, line)| *i == 0 || line.split(',').nth(1).and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= epoch))
-        .map(|(_, line)| line)
-        .collect();
-    let mut out = kept.join("\n");
-    out.push('\n');
-    vit_model::checkpoint::write_atomic(csv, out.as_bytes()).with_context(|| format!("cannot rewrite {}", csv.display()))
+/// Whether the run in the output directory is continued (from which checkpoint) or a new one starts;
+/// clears a different run when `--overwrite` is given.
+fn resume_point(config: &RunConfig, options: &TrainOptions) -> Result<Option<usize>> {
+    let dir = &config.run.output_dir;
+    let saved = dir.join(CONFIG_FILE);
+    if !saved.is_file() {
+        if options.resume {
+            bail!("--resume: {} holds no run to resume ({CONFIG_FILE} is missing)", dir.display());
+        }
+        return Ok(None);
+    }
+    let previous = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
+    let latest = latest_complete_epoch(&checkpoint_dir(dir));
+    if previous == config.to_toml() {
+        if latest.is_none() && options.resume {
+            eprintln!("note: --resume given but {} holds no complete checkpoint; starting fresh", dir.display());
+        }
+        return Ok(latest);
+    }
+    if options.resume
+        && !options.overwrite
+        && let Some(epoch) = latest
+    {
+        eprintln!(
+            "note: the config differs from the one {} was started with; resuming from checkpoint {epoch} with the new one",
+            dir.display()
+        );
+        return Ok(Some(epoch));
+    }
+    if !options.overwrite {
+        bail!(
+            "the output directory {} already holds a different run (its {CONFIG_FILE} differs from this \
+             config). Choose another run.output_dir, or pass --overwrite to replace it",
+            dir.display()
+        );
+    }
+    for sub in ["checkpoint", "train", "valid", "best", "samples"] {
+        let _ = std::fs::remove_dir_all(dir.join(sub));
+    }
+    for file in [metrics_csv::FILE, "curves.png", "experiment.log", MODEL_CONFIG_FILE, "preprocessor_config.json"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    Ok(None)
 }
 
 /// The model configuration of a run from scratch.
@@ -201,7 +202,8 @@ struct Launch {
     processor: ImageProcessor,
     train: Arc<dyn DataLoader<ImageBatch>>,
     valid: Arc<dyn DataLoader<ImageBatch>>,
-    batches_per_epoch: usize,
+    segments: Segments,
+    /// The checkpoint (segment) the run resumes from.
     resume_epoch: Option<usize>,
     options: TrainOptions,
 }
@@ -213,7 +215,8 @@ impl Launch {
     {
         let dir = &self.config.run.output_dir;
         let ckpt = checkpoint_dir(dir);
-        let renderer = ProgressRenderer::new(dir, self.config.data.batch_size, self.config.run.log_every, self.resume_epoch.is_some())
+        let (batch_size, log_every) = (self.config.data.batch_size, self.config.run.log_every);
+        let renderer = ProgressRenderer::new(dir, batch_size, log_every, self.segments, self.resume_epoch)
             .context("cannot set up progress output")?;
         let strategy = ComposedCheckpointingStrategy::builder()
             .add(KeepLastNCheckpoints::new(self.config.run.keep_last.max(1)))
@@ -227,9 +230,15 @@ impl Launch {
             )
             .with_checkpointing_strategy(strategy)
             .renderer(Box::new(renderer))
-            .num_epochs(self.epochs());
+            .num_epochs(self.segments.count());
         if let Some(epoch) = self.resume_epoch {
             training = training.checkpoint(epoch);
+        }
+        if self.config.optimizer.grad_accumulation > 1 {
+            // burn-train sums the gradients of this many micro-batches (the guard divides each
+            // loss by it) and steps the optimizer and the schedule once; an epoch's last, shorter
+            // group is stepped at its end.
+            training = training.grads_accumulation(self.config.optimizer.grad_accumulation);
         }
         if self.config.run.devices.len() > 1 {
             let devices = self
@@ -256,17 +265,10 @@ impl Launch {
         Ok(training)
     }
 
-    fn epochs(&self) -> usize {
-        let per_epoch = self.batches_per_epoch.div_ceil(self.config.optimizer.grad_accumulation);
-        match self.config.run.max_steps {
-            Some(max) => max.div_ceil(per_epoch.max(1)).max(1),
-            None => self.config.run.epochs,
-        }
-    }
-
     fn guard(&self, interrupter: burn::train::Interrupter) -> StepGuard {
         let policy = if self.options.skip_nonfinite { NonFinitePolicy::Skip } else { NonFinitePolicy::Stop };
-        StepGuard::new(policy, interrupter, self.config.optimizer.max_grad_norm, self.config.optimizer.grad_accumulation)
+        let done = self.segments.micro_batches_before(self.segments.steps_after(self.resume_epoch.unwrap_or(0)));
+        StepGuard::new(policy, interrupter, self.config.optimizer.max_grad_norm, self.config.optimizer.grad_accumulation, done)
     }
 
     fn check_guard(&self, guard: &StepGuard) -> Result<()> {
@@ -296,40 +298,43 @@ impl Launch {
         Ok(())
     }
 
-    /// The model record of the best kept epoch (lowest validation loss), else the last.
-    fn best_record(&self) -> Option<(usize, ModuleRecord)> {
+    /// The best kept checkpoint (lowest validation loss): its number, validation row and model
+    /// record.
+    fn best_record(&self) -> Option<(usize, metrics_csv::Row, ModuleRecord)> {
         let dir = &self.config.run.output_dir;
-        let csv = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
-        let mut rows: Vec<(usize, f64)> = csv
-            .lines()
-            .skip(1)
-            .filter_map(|line| {
-                let cols: Vec<&str> = line.split(',').collect();
-                (cols.get(2) == Some(&"valid")).then_some(())?;
-                Some((cols.get(1)?.parse().ok()?, cols.get(3)?.parse().ok()?))
-            })
+        let mut rows: Vec<(metrics_csv::Row, f64)> = metrics_csv::read(&dir.join(metrics_csv::FILE))
+            .ok()?
+            .into_iter()
+            .filter(|r| r.split == "valid")
+            .filter_map(|r| r.loss.map(|loss| (r, loss)))
             .collect();
         rows.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let ckpt = checkpoint_dir(dir);
-        rows.into_iter().find_map(|(epoch, _)| {
-            let checkpointer = AtomicFileCheckpointer::new(&ckpt, "model");
-            Checkpointer::<ModuleRecord>::restore(&checkpointer, epoch).ok().map(|r| (epoch, r))
+        let checkpointer = AtomicFileCheckpointer::new(&checkpoint_dir(dir), "model");
+        rows.into_iter().find_map(|(row, _)| {
+            let checkpoint = self.segments.segment_ending_at(row.step as usize);
+            let record = Checkpointer::<ModuleRecord>::restore(&checkpointer, checkpoint).ok()?;
+            Some((checkpoint, row, record))
         })
     }
 
-    /// Exports the best kept epoch (else the final model) of the wrapped `step` model as an HF
+    /// Exports the best kept checkpoint (else the final model) of the wrapped `step` model as an HF
     /// directory, with its preprocessing, and draws the curves.
     fn finish<W: burn::module::Module, M: PretrainedViT>(&self, step: W, inner: impl Fn(W) -> M) -> Result<PathBuf> {
         let dir = &self.config.run.output_dir;
         let best = dir.join("best");
         let step = match self.best_record() {
-            Some((epoch, record)) => match step.clone().try_load_record(record) {
+            Some((checkpoint, row, record)) => match step.clone().try_load_record(record) {
                 Ok(loaded) => {
-                    eprintln!("exporting the best epoch ({epoch}) to {}", best.display());
+                    eprintln!(
+                        "exporting the best checkpoint ({checkpoint}: step {}, epoch {}) to {}",
+                        row.step,
+                        metrics_csv::cell(Some(row.epoch)),
+                        best.display()
+                    );
                     loaded
                 }
                 Err(e) => {
-                    eprintln!("warning: cannot reload epoch {epoch} ({e:?}); exporting the final model");
+                    eprintln!("warning: cannot reload checkpoint {checkpoint} ({e:?}); exporting the final model");
                     step
                 }
             },
@@ -338,7 +343,7 @@ impl Launch {
         let model = inner(step);
         model.save_pretrained(&self.vit_config, &best).context("cannot export the model")?;
         self.processor.save(&best).context("cannot write preprocessor_config.json")?;
-        if let Err(e) = crate::curves::write_curves(&dir.join("metrics.csv"), &dir.join("curves.png")) {
+        if let Err(e) = crate::curves::write_curves(&dir.join(metrics_csv::FILE), &dir.join("curves.png")) {
             eprintln!("warning: no curves.png: {e:#}");
         }
         Ok(best)
@@ -366,9 +371,8 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
     }
     let train_device = device.clone().autodiff();
     let resume_epoch = prepare_output_dir(&config, &options)?;
-    if let Some(epoch) = resume_epoch {
-        eprintln!("resuming {} from epoch {epoch}", config.run.output_dir.display());
-        drop_metrics_after(&config.run.output_dir.join("metrics.csv"), epoch)?;
+    if let Some(checkpoint) = resume_epoch {
+        eprintln!("resuming {} from checkpoint {checkpoint}", config.run.output_dir.display());
     }
 
     let data = open_datasets(&config.data, config.run.seed)?;
@@ -377,23 +381,31 @@ pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainSummary> {
     let processor = processor(&config.data, planned.num_channels)?;
     let mask = (config.task == Task::Simmim).then_some((config.data.mask_patch_size, planned.patch_size));
     let (train_batcher, eval_batcher) = batchers(&config.data, &processor, seed, mask)?;
-    let start_epoch = resume_epoch.unwrap_or(0) as u64;
     let eval_batch = config.data.eval_batch_size.unwrap_or(config.data.batch_size);
     let classes = data.classes.clone();
-    let train_loader =
-        EpochLoader::new(data.train, train_batcher, config.data.batch_size, Some(seed), start_epoch, train_device.clone());
-    let batches_per_epoch = train_loader.num_batches();
-    let valid_loader = EpochLoader::new(data.valid, eval_batcher, eval_batch, None, 0, train_device.clone());
-    let steps = total_steps(batches_per_epoch, config.optimizer.grad_accumulation, config.run.epochs, config.run.max_steps);
+    let r = &config.run;
+    let batches_per_epoch = burn::data::dataset::Dataset::len(&data.train).div_ceil(config.data.batch_size);
+    let segments =
+        Segments::new(batches_per_epoch, config.optimizer.grad_accumulation, r.epochs, r.max_steps, r.eval_every);
+    let train_loader = EpochLoader::training(
+        data.train,
+        train_batcher,
+        config.data.batch_size,
+        seed,
+        segments,
+        resume_epoch.unwrap_or(0),
+        train_device.clone(),
+    );
+    let valid_loader = EpochLoader::evaluation(data.valid, eval_batcher, eval_batch, train_device.clone());
     let optimizer = build_optimizer(&config.optimizer)?;
-    let scheduler = build_schedule(&config.optimizer, steps, planned.num_hidden_layers)?;
+    let scheduler = build_schedule(&config.optimizer, segments.total_steps, planned.num_hidden_layers)?;
     let mut launch = Launch {
         config: config.clone(),
         vit_config: planned,
         processor,
         train: Arc::new(train_loader),
         valid: Arc::new(valid_loader),
-        batches_per_epoch,
+        segments,
         resume_epoch,
         options,
     };

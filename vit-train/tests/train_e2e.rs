@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use common::*;
@@ -31,8 +31,8 @@ fn classification_run_beats_chance_and_exports_a_loadable_model() {
     assert_eq!(config.labels(), CLASSES.to_vec());
     assert_eq!(model.num_labels(), 3);
 
-    // `vit-train export` of the best epoch's checkpoint gives the same directory.
-    let best_epoch = stderr.split("exporting the best epoch (").nth(1).and_then(|s| s.split(')').next()).unwrap();
+    // `vit-train export` of the best checkpoint gives the same directory.
+    let best_epoch = stderr.split("exporting the best checkpoint (").nth(1).and_then(|s| s.split(':').next()).unwrap();
     let exported = tmp.path().join("exported");
     let run = out.to_str().unwrap();
     assert_ok(&vit_train(&["export", "--run", run, "--epoch", best_epoch, "--output", exported.to_str().unwrap()]));
@@ -97,9 +97,13 @@ fn runs_killed_at_several_points_and_resumed_end_with_the_same_weights() {
     let data = tmp.path().join("data");
     make_image_folder(&data, 60);
     let epochs = 6;
+    // With dropout: its masks are drawn from the backend RNG, reseeded per epoch.
+    let config_text = |out: &std::path::Path| {
+        classification_config(&data, out, epochs).replace("[data]", "hidden_dropout_prob = 0.1\n[data]")
+    };
 
     let straight = tmp.path().join("straight");
-    let config = write_config(tmp.path(), "a.toml", &classification_config(&data, &straight, epochs));
+    let config = write_config(tmp.path(), "a.toml", &config_text(&straight));
     let start = Instant::now();
     assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
     let full = start.elapsed();
@@ -107,7 +111,7 @@ fn runs_killed_at_several_points_and_resumed_end_with_the_same_weights() {
     // The same run, killed with SIGKILL at points spread over its length; each restart of the same
     // command resumes it.
     let resumed = tmp.path().join("resumed");
-    let config = write_config(tmp.path(), "b.toml", &classification_config(&data, &resumed, epochs));
+    let config = write_config(tmp.path(), "b.toml", &config_text(&resumed));
     let mut kills = 0;
     for fraction in [0.55, 0.3, 0.45, 0.25] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
@@ -141,6 +145,135 @@ fn runs_killed_at_several_points_and_resumed_end_with_the_same_weights() {
         .filter(|n| !n.ends_with(".bpk"))
         .collect();
     assert!(leftovers.iter().all(|n| n.contains(".tmp")), "unexpected files: {leftovers:?}");
+}
+
+/// The highest checkpoint number among `run/checkpoint/model-N.bpk`.
+fn latest_checkpoint(run: &std::path::Path) -> Option<usize> {
+    std::fs::read_dir(run.join("checkpoint"))
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("model-")?.strip_suffix(".bpk")?.parse().ok())
+        .max()
+}
+
+/// Starts the run of `config` once per `(checkpoint, delay)` and kills it with SIGKILL `delay`
+/// after checkpoint `checkpoint` of `run` appeared (each start resumes the previous one);
+/// returns how many were killed before finishing.
+fn kill_after_checkpoints(config: &std::path::Path, run: &std::path::Path, points: &[(usize, Duration)]) -> usize {
+    let mut kills = 0;
+    for &(checkpoint, delay) in points {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
+            .args(["--config", config.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() && latest_checkpoint(run).is_none_or(|c| c < checkpoint) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    kills
+}
+
+/// metrics.csv without the images_per_sec column (wall-clock dependent).
+fn metrics_without_speed(run: &std::path::Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+}
+
+#[test]
+fn evaluating_every_n_steps_validates_checkpoints_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // 135 training images in batches of 16: 9 steps per epoch; 3 epochs evaluated every 4 steps
+    // (which does not divide 9): validation and a checkpoint after steps 4, 8, ..., 24 and 27.
+    make_image_folder(&data, 60);
+    // With dropout, whose masks must come out the same after a resume too.
+    let text = |out: &std::path::Path| {
+        classification_config(&data, out, 3)
+            .replace("[run]", "[run]\neval_every = 4")
+            .replace("[data]", "hidden_dropout_prob = 0.1\nattention_probs_dropout_prob = 0.1\n[data]")
+    };
+    let straight = tmp.path().join("straight");
+    let config = write_config(tmp.path(), "a.toml", &text(&straight));
+    let stderr = assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    assert!(stderr.contains("27 steps, evaluated every 4"), "{stderr}");
+
+    let csv = std::fs::read_to_string(straight.join("metrics.csv")).unwrap();
+    let valid: Vec<(u64, String)> = csv
+        .lines()
+        .filter(|l| l.split(',').nth(2) == Some("valid"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[0].parse().unwrap(), cells[1].to_string())
+        })
+        .collect();
+    let steps: Vec<u64> = valid.iter().map(|(s, _)| *s).collect();
+    assert_eq!(steps, vec![4, 8, 12, 16, 20, 24, 27], "{csv}");
+    // The epoch column: real epochs done, fractional.
+    assert_eq!(valid[2].1, "1.33333");
+    assert_eq!(valid[6].1, "3");
+    let last_train_step = csv.lines().filter(|l| l.split(',').nth(2) == Some("train")).last().unwrap();
+    assert!(last_train_step.starts_with("27,3,train,"), "{csv}");
+    // Checkpoints are numbered by evaluation: the last (keep_last = 1) and the best are kept.
+    let best = stderr.split("exporting the best checkpoint (").nth(1).and_then(|s| s.split(':').next()).unwrap();
+    let mut kept: Vec<String> = std::fs::read_dir(straight.join("checkpoint"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let mut expected: Vec<String> =
+        ["7".to_string(), best.to_string()].iter().flat_map(|n| ["model", "optim", "scheduler"].map(|r| format!("{r}-{n}.bpk"))).collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(kept, expected);
+    let exported = tmp.path().join("exported");
+    let run = straight.to_str().unwrap();
+    assert_ok(&vit_train(&["export", "--run", run, "--epoch", best, "--output", exported.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read(straight.join("best/model.safetensors")).unwrap(),
+        std::fs::read(exported.join("model.safetensors")).unwrap()
+    );
+
+    // Killed at several points (just as a checkpoint appears, and inside segments that span an
+    // epoch's end) and resumed by running the same command again: the same run, bit for bit.
+    let resumed = tmp.path().join("resumed");
+    let config = write_config(tmp.path(), "b.toml", &text(&resumed));
+    let ms = Duration::from_millis;
+    let kills = kill_after_checkpoints(&config, &resumed, &[(1, ms(0)), (2, ms(3)), (4, ms(6)), (5, ms(1))]);
+    assert!(kills >= 2, "only {kills} runs were interrupted");
+    let stderr = assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    assert!(stderr.contains("resuming"), "{stderr}");
+    assert_eq!(metrics_without_speed(&straight), metrics_without_speed(&resumed));
+    assert!(
+        std::fs::read(straight.join("best/model.safetensors")).unwrap()
+            == std::fs::read(resumed.join("best/model.safetensors")).unwrap(),
+        "resumed weights differ from the uninterrupted run's"
+    );
+}
+
+#[test]
+fn max_steps_stops_the_run_inside_an_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // 45 training images in batches of 16: 3 steps per epoch; 4 steps end one step into epoch 2.
+    make_image_folder(&data, 20);
+    let out = tmp.path().join("run");
+    let text = classification_config(&data, &out, 100).replace("[run]", "[run]\nmax_steps = 4").replace("log_every = 5", "log_every = 1");
+    let config = write_config(tmp.path(), "max.toml", &text);
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let rows = metrics_without_speed(&out);
+    // (step, epoch) of the rows of a split.
+    let cells = |split: &str| -> Vec<String> {
+        rows.iter().filter(|r| r.split(',').nth(2) == Some(split)).map(|r| r.split(',').take(2).collect::<Vec<_>>().join(",")).collect()
+    };
+    assert_eq!(cells("train"), vec!["1,0.333333", "2,0.666667", "3,1", "4,1.33333"]);
+    assert_eq!(cells("valid"), vec!["3,1", "4,1.33333"]);
 }
 
 #[test]
@@ -270,4 +403,107 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_half_written_checkpoint() {
     // The epoch whose save failed is not a complete checkpoint, so a later resume cannot pick it.
     let complete = ["model-1.bpk", "optim-1.bpk", "scheduler-1.bpk"].iter().all(|f| listing.iter().any(|(n, _)| n == f));
     assert!(!complete, "a failed save left a complete-looking checkpoint: {listing:?}");
+}
+
+/// Mounts a tmpfs at `dir` with `options` (e.g. "ro,size=1m"); false where mounting is refused.
+fn mount_tmpfs(dir: &std::path::Path, options: &str) -> bool {
+    std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs", dir.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs the config and asserts a clear read-only error naming `dir`, before any training.
+fn assert_read_only_refused(config: &std::path::Path, dir: &std::path::Path) {
+    let output = vit_train(&["--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("output directory") && stderr.contains(dir.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("Read-only file system") && stderr.contains("run.output_dir"), "{stderr}");
+    assert!(!stderr.contains("epoch 1/") && !stderr.contains("resuming"), "training started: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_read_only_output_directory_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 2);
+    // Tests run as root, which ignores permission bits: a read-only mount is what stops root.
+    let mount = tmp.path().join("ro");
+    std::fs::create_dir_all(&mount).unwrap();
+    if !mount_tmpfs(&mount, "ro,size=1m") {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    // The output directory would be created inside a read-only filesystem, or is one itself.
+    let inside = mount.join("run");
+    let a = write_config(tmp.path(), "a.toml", &classification_config(&data, &inside, 1));
+    let b = write_config(tmp.path(), "b.toml", &classification_config(&data, &mount, 1));
+    let result = std::panic::catch_unwind(|| {
+        assert_read_only_refused(&a, &inside);
+        assert_read_only_refused(&b, &mount);
+    });
+    let _ = std::process::Command::new("umount").arg(&mount).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+
+    // A finished run whose directory became read-only: running it again (a resume) is refused
+    // before anything is touched.
+    assert!(mount_tmpfs(&mount, "rw,size=64m"), "a writable tmpfs mounts where a read-only one did");
+    let config = write_config(tmp.path(), "c.toml", &classification_config(&data, &mount, 1));
+    let first = vit_train(&["--config", config.to_str().unwrap()]);
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,ro", mount.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success());
+    let result = std::panic::catch_unwind(|| {
+        assert_ok(&first);
+        assert!(remounted, "cannot remount the tmpfs read-only");
+        assert_read_only_refused(&config, &mount);
+    });
+    let _ = std::process::Command::new("umount").arg(&mount).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn gradient_accumulation_steps_the_optimizer_and_schedule_once_per_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // 15 training images per class: 45 images, 3 micro-batches of 16 per epoch, so 2 optimizer
+    // steps per epoch (2 + the epoch's last, single micro-batch) and 4 in 2 epochs.
+    make_image_folder(&data, 20);
+    let out = tmp.path().join("run");
+    let text = classification_config(&data, &out, 2)
+        .replace("schedule = \"cosine\"", "schedule = \"linear\"\ngrad_accumulation = 2")
+        .replace("warmup_ratio = 0.1", "warmup_ratio = 0.0")
+        .replace("log_every = 5", "log_every = 1");
+    let config = write_config(tmp.path(), "acc.toml", &text);
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lrs: Vec<f64> = csv
+        .lines()
+        .filter(|l| l.split(',').nth(2) == Some("train"))
+        .filter_map(|l| l.split(',').nth(6)?.parse().ok())
+        .collect();
+    // Linear decay over 4 steps from 2e-3: the last step (index 3) runs at 2e-3 · 1/4.
+    let last = *lrs.last().unwrap();
+    assert!((last - 5e-4).abs() < 1e-8, "last lr {last}, expected 5e-4: {lrs:?}");
+
+    // Evaluating every 3 steps makes the first segment span the end of epoch 1, whose last,
+    // single micro-batch is still a step of its own: the training is the same, and so are the
+    // final weights.
+    let segmented = tmp.path().join("segmented");
+    let text = text.replace(&out.display().to_string(), &segmented.display().to_string()).replace("[run]", "[run]\neval_every = 3");
+    let config = write_config(tmp.path(), "acc3.toml", &text);
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let last_weights = |run: &std::path::Path| {
+        let export = run.with_extension("last");
+        assert_ok(&vit_train(&["export", "--run", run.to_str().unwrap(), "--output", export.to_str().unwrap()]));
+        std::fs::read(export.join("model.safetensors")).unwrap()
+    };
+    assert!(last_weights(&out) == last_weights(&segmented), "evaluating every 3 steps changed the training");
 }
