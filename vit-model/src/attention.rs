@@ -1,11 +1,9 @@
 //! Multi-head self-attention (HF `ViTSelfAttention`, `ViTSelfOutput`, `ViTAttention`).
 
-use crate::kernels::linear;
+use crate::kernels::{self, linear};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::softmax;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::ViTConfig;
@@ -72,12 +70,7 @@ impl ViTSelfAttention {
             }
             (probs.clone().matmul(v), output_attentions.then_some(probs))
         } else {
-            let options = AttentionModuleOptions {
-                scale: Some(scale),
-                softcap: None,
-                is_causal: false,
-            };
-            (attention(q, k, v, None, None, options), None)
+            (kernels::attention(q, k, v, scale), None)
         };
         (context.swap_dims(1, 2).reshape([b, s, d]), probs)
     }

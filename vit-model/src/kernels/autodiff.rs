@@ -100,6 +100,40 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             )),
         }
     }
+
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        match AttentionBackward
+            .prepare::<C>([q.node(), k.node(), v.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let ids = (
+                    prep.checkpoint(&q),
+                    prep.checkpoint(&k),
+                    prep.checkpoint(&v),
+                );
+                let (out, probs) = B::fused_attention_with_probs(
+                    q.into_primitive(),
+                    k.into_primitive(),
+                    v.into_primitive(),
+                    scale,
+                );
+                prep.finish((ids, probs, scale), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_attention(
+                q.into_primitive(),
+                k.into_primitive(),
+                v.into_primitive(),
+                scale,
+            )),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -159,6 +193,34 @@ impl<B: FusedOps> Backward<B, 3> for LayerNormBackward {
         }
         if let Some(parent) = beta_parent {
             grads.register::<B>(parent.id, dbeta);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl<B: FusedOps> Backward<B, 3> for AttentionBackward {
+    /// Query, key and value, the attention probabilities, and the scale.
+    type State = ((NodeId, NodeId, NodeId), FloatTensor<B>, f64);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [q_parent, k_parent, v_parent] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let ((q_id, k_id, v_id), probs, scale) = ops.state;
+        let q: FloatTensor<B> = checkpointer.retrieve_node_output(q_id);
+        let k: FloatTensor<B> = checkpointer.retrieve_node_output(k_id);
+        let v: FloatTensor<B> = checkpointer.retrieve_node_output(v_id);
+        let (dq, dk, dv) = B::fused_attention_backward(q, k, v, probs, grad, scale);
+        for (parent, grad) in [(q_parent, dq), (k_parent, dk), (v_parent, dv)] {
+            if let Some(parent) = parent {
+                grads.register::<B>(parent.id, grad);
+            }
         }
     }
 }

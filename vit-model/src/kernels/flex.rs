@@ -5,6 +5,7 @@ use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::tensor::{Bytes, DType, Shape};
 
 use super::FusedOps;
+use super::attention_math::{self, Dims, HeadsView};
 use super::{layer_norm_math, linear_math, simd_math};
 
 /// A contiguous float32 view of `tensor`, copying only when its layout is not contiguous.
@@ -38,6 +39,62 @@ fn slice(tensor: &FlexTensor) -> &[f32] {
     tensor
         .as_slice::<f32>()
         .expect("a contiguous float32 tensor")
+}
+
+/// A `[batch, heads, seq, head_dim]` float32 view of `tensor` (copied to contiguous first when
+/// its strides are not all positive).
+fn heads_view(tensor: &FlexTensor) -> Option<(HeadsView<'_>, Dims)> {
+    let layout = tensor.layout();
+    let shape = layout.shape();
+    if tensor.dtype() != DType::F32 || shape.num_dims() != 4 || !layout.has_positive_strides() {
+        return None;
+    }
+    let st = layout.strides();
+    let strides = [
+        st[0] as usize,
+        st[1] as usize,
+        st[2] as usize,
+        st[3] as usize,
+    ];
+    let dims = Dims {
+        batch: shape[0],
+        heads: shape[1],
+        seq: shape[2],
+        head_dim: shape[3],
+    };
+    let data = tensor.storage::<f32>();
+    let last = layout.start_offset()
+        + (0..4)
+            .map(|i| (shape[i].max(1) - 1) * strides[i])
+            .sum::<usize>();
+    (shape.num_elements() > 0 && last < data.len()).then_some((
+        HeadsView {
+            data,
+            offset: layout.start_offset(),
+            strides,
+        },
+        dims,
+    ))
+}
+
+/// A strided view of `tensor`, or of a contiguous copy of it.
+fn viewable(tensor: FlexTensor) -> FlexTensor {
+    if heads_view(&tensor).is_some() {
+        tensor
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+/// A `[batch, heads, seq, head_dim]` tensor over a buffer in `[batch, seq, heads, head_dim]` order.
+fn from_merged(values: Vec<f32>, dims: Dims) -> FlexTensor {
+    let shape = Shape::new([dims.batch, dims.heads, dims.seq, dims.head_dim]);
+    let strides = dims.merged_strides().iter().map(|&s| s as isize).collect();
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::new(shape, strides, 0),
+        DType::F32,
+    )
 }
 
 fn from_vec(values: Vec<f32>, shape: Shape) -> FlexTensor {
@@ -167,6 +224,62 @@ impl FusedOps for Flex {
             from_vec(dx, x.layout().shape().clone()),
             from_vec(dgamma, Shape::new([d])),
             from_vec(dbeta, Shape::new([d])),
+        )
+    }
+
+    fn fused_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, scale: f64) -> FlexTensor {
+        Self::fused_attention_with_probs(q, k, v, scale).0
+    }
+
+    fn fused_attention_with_probs(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        scale: f64,
+    ) -> (FlexTensor, FlexTensor) {
+        let (q, k, v) = (viewable(q), viewable(k), viewable(v));
+        let (Some((qv, dims)), Some((kv, kd)), Some((vv, vd))) =
+            (heads_view(&q), heads_view(&k), heads_view(&v))
+        else {
+            panic!(
+                "fused_attention: query, key and value must be float32 [batch, heads, seq, head_dim] tensors"
+            );
+        };
+        assert!(
+            format!("{dims:?}") == format!("{kd:?}") && format!("{dims:?}") == format!("{vd:?}"),
+            "fused_attention: query {dims:?}, key {kd:?} and value {vd:?} differ in shape"
+        );
+        let (out, probs) = attention_math::forward(qv, kv, vv, dims, scale as f32);
+        let probs_shape = Shape::new([dims.batch, dims.heads, dims.seq, dims.seq]);
+        (from_merged(out, dims), from_vec(probs, probs_shape))
+    }
+
+    fn fused_attention_backward(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        probs: FlexTensor,
+        grad: FlexTensor,
+        scale: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (q, k, v, grad) = (viewable(q), viewable(k), viewable(v), viewable(grad));
+        let probs = contiguous_f32(probs);
+        let (Some((qv, dims)), Some((kv, _)), Some((vv, _)), Some((gv, _))) = (
+            heads_view(&q),
+            heads_view(&k),
+            heads_view(&v),
+            heads_view(&grad),
+        ) else {
+            panic!(
+                "fused_attention backward: tensors must be float32 [batch, heads, seq, head_dim]"
+            );
+        };
+        let (dq, dk, dv) =
+            attention_math::backward(qv, kv, vv, slice(&probs), gv, dims, scale as f32);
+        (
+            from_merged(dq, dims),
+            from_merged(dk, dims),
+            from_merged(dv, dims),
         )
     }
 }

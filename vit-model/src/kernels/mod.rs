@@ -2,11 +2,12 @@
 //!
 //! On Burn's `flex` backend a ViT training step spent a third of its time in GELU (a scalar erf
 //! on one thread) and more in the allocations, copies and single-threaded bias additions around
-//! each matmul. [`gelu`], [`linear`] and [`layer_norm`] run our kernels ([`simd_math`], [`linear_math`],
-//! [`layer_norm_math`]) on flex
+//! each matmul. [`gelu`], [`linear`], [`layer_norm`] and [`attention`] run our kernels ([`simd_math`],
+//! [`linear_math`], [`layer_norm_math`], [`attention_math`]) on flex
 //! float32 tensors — each with its own backward pass under autodiff — and Burn's own ops
 //! everywhere else (GPU backends, other dtypes), so callers need not care.
 
+pub mod attention_math;
 mod autodiff;
 mod flex;
 pub mod layer_norm_math;
@@ -58,6 +59,54 @@ pub trait FusedOps: Backend {
     /// `∂L/∂b` of [`FusedOps::fused_linear`].
     fn fused_linear_backward_bias(grad: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear_bias_backward(grad)
+    }
+
+    /// Scaled dot-product attention `softmax(Q·Kᵀ·scale)·V` over `[batch, heads, seq, head_dim]`.
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        Self::fused_attention_with_probs(q, k, v, scale).0
+    }
+
+    /// [`FusedOps::fused_attention`] and the attention probabilities `[batch, heads, seq, seq]`.
+    fn fused_attention_with_probs(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let scores = Self::float_mul_scalar(
+            Self::float_matmul(q, Self::float_swap_dims(k, 2, 3)),
+            scale.into(),
+        );
+        let max = Self::float_max_dim(scores.clone(), 3);
+        let exp = Self::float_exp(Self::float_sub(scores, max));
+        let probs = Self::float_div(exp.clone(), Self::float_sum_dim(exp, 3));
+        (Self::float_matmul(probs.clone(), v), probs)
+    }
+
+    /// `(∂L/∂Q, ∂L/∂K, ∂L/∂V)` of [`FusedOps::fused_attention`] given its probabilities and `∂L/∂out`.
+    fn fused_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        probs: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let dv = Self::float_matmul(Self::float_swap_dims(probs.clone(), 2, 3), grad.clone());
+        let dp = Self::float_matmul(grad, Self::float_swap_dims(v, 2, 3));
+        let dot = Self::float_sum_dim(Self::float_mul(dp.clone(), probs.clone()), 3);
+        let ds = Self::float_mul_scalar(
+            Self::float_mul(probs, Self::float_sub(dp, dot)),
+            scale.into(),
+        );
+        let dq = Self::float_matmul(ds.clone(), k);
+        let dk = Self::float_matmul(Self::float_swap_dims(ds, 2, 3), q);
+        (dq, dk, dv)
     }
 
     /// LayerNorm over the last dimension: `(x − mean)/√(var + eps)·gamma + beta`.
@@ -142,6 +191,26 @@ pub fn linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
             ))
         }
         _ => linear.forward(x),
+    }
+}
+
+/// Scaled dot-product attention without mask over `[batch, heads, seq, head_dim]` tensors,
+/// through [`attention_math`] where it runs.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) -> Tensor<4> {
+    if runs_fused(&q) && k.dtype() == DType::F32 && v.dtype() == DType::F32 {
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_attention(
+            q.into_dispatch(),
+            k.into_dispatch(),
+            v.into_dispatch(),
+            scale,
+        ))
+    } else {
+        let options = burn::tensor::ops::AttentionModuleOptions {
+            scale: Some(scale),
+            softcap: None,
+            is_causal: false,
+        };
+        burn::tensor::module::attention(q, k, v, None, None, options)
     }
 }
 
@@ -262,6 +331,47 @@ mod tests {
             .assert_approx_eq::<f32>(&rgg.into_data(), tol);
         gb.into_data()
             .assert_approx_eq::<f32>(&rgb.into_data(), tol);
+    }
+
+    #[test]
+    fn attention_and_its_gradients_equal_burns() {
+        let device = Device::flex().autodiff();
+        let (b, s, h, dh) = (2, 13, 3, 8);
+        // Heads as a view of a [b, s, h·dh] projection, as the model makes them.
+        let heads = |t: Tensor<3>| t.reshape([b, s, h, dh]).swap_dims(1, 2);
+        let x = |seed: f64| {
+            Tensor::<3>::random([b, s, h * dh], Distribution::Normal(seed, 1.0), &device)
+                .require_grad()
+        };
+        let (xq, xk, xv) = (x(0.0), x(0.1), x(-0.1));
+        let weights = Tensor::<4>::random([b, h, s, dh], Distribution::Default, &device);
+        let scale = (dh as f64).powf(-0.5);
+
+        let run = |fused: bool| {
+            let (q, k, v) = (heads(xq.clone()), heads(xk.clone()), heads(xv.clone()));
+            let out = if fused {
+                super::attention(q, k, v, scale)
+            } else {
+                activation::softmax(q.matmul(k.swap_dims(2, 3)).mul_scalar(scale), 3).matmul(v)
+            };
+            let grads = (out.clone() * weights.clone()).sum().backward();
+            (
+                out,
+                xq.grad(&grads).unwrap(),
+                xk.grad(&grads).unwrap(),
+                xv.grad(&grads).unwrap(),
+            )
+        };
+        let (o, gq, gk, gv) = run(true);
+        let (ro, rgq, rgk, rgv) = run(false);
+        let tol = burn::tensor::Tolerance::absolute(2e-6);
+        o.into_data().assert_approx_eq::<f32>(&ro.into_data(), tol);
+        gq.into_data()
+            .assert_approx_eq::<f32>(&rgq.into_data(), tol);
+        gk.into_data()
+            .assert_approx_eq::<f32>(&rgk.into_data(), tol);
+        gv.into_data()
+            .assert_approx_eq::<f32>(&rgv.into_data(), tol);
     }
 
     #[test]

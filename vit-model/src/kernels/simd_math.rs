@@ -92,6 +92,34 @@ fn gelu_backward_chunk<const FMA: bool>(x: &[f32], grad: &[f32], out: &mut [Mayb
     }
 }
 
+/// Σ row, in 16 interleaved partial sums (so that it vectorises) combined in a fixed order.
+#[inline(always)]
+fn sum<const FMA: bool>(row: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = row.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn softmax_rows_chunk<const FMA: bool>(data: &mut [f32], n: usize) {
+    for row in data.chunks_mut(n) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        for v in row.iter_mut() {
+            *v = exp_nonpositive::<FMA>(*v - max);
+        }
+        let inv = 1.0 / sum::<FMA>(row);
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
+    }
+}
+
 /// Defines a function that runs `$body::<FMA>` compiled for the best instruction set present.
 macro_rules! multiversion {
     ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
@@ -121,7 +149,13 @@ macro_rules! multiversion {
 }
 
 multiversion!(gelu_dispatch, gelu_chunk, (x: &[f32], out: &mut [MaybeUninit<f32>]));
+multiversion!(softmax_rows_dispatch, softmax_rows_chunk, (data: &mut [f32], n: usize));
 multiversion!(gelu_backward_dispatch, gelu_backward_chunk, (x: &[f32], grad: &[f32], out: &mut [MaybeUninit<f32>]));
+
+/// Softmax of each row of `n` elements, in place, on the calling thread.
+pub fn softmax_rows(data: &mut [f32], n: usize) {
+    softmax_rows_dispatch(data, n)
+}
 
 /// GELU (`0.5·x·(1 + erf(x/√2))`) of every element, as a new vector.
 pub fn gelu(x: &[f32]) -> Vec<f32> {
@@ -234,6 +268,30 @@ mod tests {
         assert_eq!(ys[1], f32::INFINITY);
         let gs = gelu_backward(&[f32::NAN], &[1.0]);
         assert!(gs[0].is_nan());
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_match_the_definition() {
+        let n = 37;
+        let mut data: Vec<f32> = (0..5 * n)
+            .map(|i| ((i * 7919) % 101) as f32 / 7.0 - 6.0)
+            .collect();
+        let original = data.clone();
+        softmax_rows(&mut data, n);
+        for (row, orig) in data.chunks(n).zip(original.chunks(n)) {
+            let max = orig
+                .iter()
+                .cloned()
+                .fold(f64::NEG_INFINITY, |m, v| m.max(v as f64));
+            let total: f64 = orig.iter().map(|&v| (v as f64 - max).exp()).sum();
+            for (&p, &v) in row.iter().zip(orig) {
+                let exact = (v as f64 - max).exp() / total;
+                assert!(
+                    (p as f64 - exact).abs() < 1e-7 + 1e-6 * exact,
+                    "{p} vs {exact}"
+                );
+            }
+        }
     }
 
     #[test]
