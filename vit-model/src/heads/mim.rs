@@ -88,8 +88,7 @@ impl ViTForMaskedImageModeling {
             )));
         }
         let tokens = out.last_hidden_state.clone().narrow(1, 1, seq - 1);
-        let grid = tokens.swap_dims(1, 2).reshape([batch, d, grid_h, grid_w]);
-        let reconstruction = self.pixel_shuffle.forward(self.decoder.forward(grid));
+        let reconstruction = self.pixel_shuffle.forward(self.decode(tokens, grid_h, grid_w));
         let loss = bool_masked_pos
             .map(|mask| self.masked_l1(pixel_values, reconstruction.clone(), mask, grid_h, grid_w));
         Ok(MaskedImageModelingOutput {
@@ -101,6 +100,21 @@ impl ViTForMaskedImageModeling {
         })
     }
 
+    /// The decoder's 1x1 convolution applied to the patch tokens `[B, gh·gw, D]`, as the matmul
+    /// it is (on the tokens as they lie, with no transposed copy to an image layout first):
+    /// `[B, encoder_stride²·C, gh, gw]`. (Burn's wgpu convolution also got this wrong on a
+    /// transposed input.)
+    fn decode(&self, tokens: Tensor<3>, grid_h: usize, grid_w: usize) -> Tensor<4> {
+        let [batch, _, d] = tokens.dims();
+        let [out_channels, ..] = self.decoder.weight.dims();
+        let weight = self.decoder.weight.val().reshape([out_channels, d]).transpose();
+        let mut pixels = tokens.matmul(weight.unsqueeze());
+        if let Some(bias) = &self.decoder.bias {
+            pixels = pixels + bias.val().reshape([1, 1, out_channels]);
+        }
+        pixels.reshape([batch, grid_h, grid_w, out_channels]).permute([0, 3, 1, 2])
+    }
+
     /// `Σ_masked |x − x̂| / (masked pixel positions + 1e-5) / num_channels`.
     fn masked_l1(
         &self,
@@ -110,18 +124,22 @@ impl ViTForMaskedImageModeling {
         grid_h: usize,
         grid_w: usize,
     ) -> Tensor<1> {
-        let [batch, _, height, width] = pixel_values.dims();
+        let [batch, channels, _, _] = pixel_values.dims();
         let p = self.patch_size;
-        // Upsample the patch mask to pixels: [B, gh, gw] → [B, 1, gh·p, gw·p].
-        let mask = bool_masked_pos
-            .float()
-            .reshape([batch, grid_h, 1, grid_w, 1])
-            .expand([batch, grid_h, p, grid_w, p])
-            .reshape([batch, 1, height, width]);
-        let error = (pixel_values - reconstruction).abs() * mask.clone();
-        error
+        // The error summed per patch, [B, gh, gw], weighted by the patch mask; each masked patch
+        // covers p² pixel positions. (Not an upsampled pixel mask: summing that expanded view
+        // gave a wrong loss on the wgpu backend.)
+        let per_patch = (pixel_values - reconstruction)
+            .abs()
+            .reshape([batch, channels, grid_h, p, grid_w, p])
+            .sum_dim(5)
+            .sum_dim(3)
+            .sum_dim(1)
+            .reshape([batch, grid_h, grid_w]);
+        let mask = bool_masked_pos.float().reshape([batch, grid_h, grid_w]);
+        (per_patch * mask.clone())
             .sum()
-            .div(mask.sum().add_scalar(1e-5))
+            .div(mask.sum().mul_scalar((p * p) as f64).add_scalar(1e-5))
             .div_scalar(self.num_channels as f64)
     }
 }
