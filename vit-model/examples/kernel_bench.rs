@@ -31,7 +31,8 @@ fn main() {
     let device = Device::flex().autodiff();
     let (batch, seq, width, mlp, heads) = (64, 65, 192, 768, 3);
     let rows = batch * seq;
-    let random = |dims: [usize; 2]| Tensor::<2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+    let random =
+        |dims: [usize; 2]| Tensor::<2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
     let x = random([rows, width]).require_grad();
     let h = random([rows, mlp]).require_grad();
     let w_width = random([rows, width]);
@@ -40,8 +41,13 @@ fn main() {
     let fc1 = LinearConfig::new(width, mlp).init(&device);
     let iters = 11;
 
-    println!("{:<34} {:>9} {:>9} {:>9}", "op (ms, median)", "burn", "fused", "speed-up");
-    let pair = |name: &str, burn: &mut dyn FnMut(), fused: &mut dyn FnMut()| row(name, time(iters, burn), time(iters, fused));
+    println!(
+        "{:<34} {:>9} {:>9} {:>9}",
+        "op (ms, median)", "burn", "fused", "speed-up"
+    );
+    let pair = |name: &str, burn: &mut dyn FnMut(), fused: &mut dyn FnMut()| {
+        row(name, time(iters, burn), time(iters, fused))
+    };
 
     pair(
         "gelu forward [4160, 768]",
@@ -50,7 +56,13 @@ fn main() {
     );
     pair(
         "gelu forward + backward",
-        &mut || drop((activation::gelu(h.clone()) * w_mlp.clone()).sum().backward()),
+        &mut || {
+            drop(
+                (activation::gelu(h.clone()) * w_mlp.clone())
+                    .sum()
+                    .backward(),
+            )
+        },
         &mut || drop((kernels::gelu(h.clone()) * w_mlp.clone()).sum().backward()),
     );
     pair(
@@ -61,7 +73,13 @@ fn main() {
     pair(
         "linear 192→768 forward + backward",
         &mut || drop((fc1.forward(x.clone()) * w_mlp.clone()).sum().backward()),
-        &mut || drop((kernels::linear(&fc1, x.clone()) * w_mlp.clone()).sum().backward()),
+        &mut || {
+            drop(
+                (kernels::linear(&fc1, x.clone()) * w_mlp.clone())
+                    .sum()
+                    .backward(),
+            )
+        },
     );
     pair(
         "layer norm forward [4160, 192]",
@@ -71,25 +89,78 @@ fn main() {
     pair(
         "layer norm forward + backward",
         &mut || drop((ln.forward(x.clone()) * w_width.clone()).sum().backward()),
-        &mut || drop((kernels::layer_norm(&ln, 1e-5, x.clone()) * w_width.clone()).sum().backward()),
+        &mut || {
+            drop(
+                (kernels::layer_norm(&ln, 1e-5, x.clone()) * w_width.clone())
+                    .sum()
+                    .backward(),
+            )
+        },
     );
 
-    let split = |t: Tensor<2>| t.reshape([batch, seq, heads, width / heads]).swap_dims(1, 2);
-    let (q, k, v) = (random([rows, width]).require_grad(), random([rows, width]).require_grad(), random([rows, width]).require_grad());
-    let w_heads = Tensor::<4>::random([batch, heads, seq, width / heads], Distribution::Default, &device);
+    let split = |t: Tensor<2>| {
+        t.reshape([batch, seq, heads, width / heads])
+            .swap_dims(1, 2)
+    };
+    let (q, k, v) = (
+        random([rows, width]).require_grad(),
+        random([rows, width]).require_grad(),
+        random([rows, width]).require_grad(),
+    );
+    let w_heads = Tensor::<4>::random(
+        [batch, heads, seq, width / heads],
+        Distribution::Default,
+        &device,
+    );
     let scale = ((width / heads) as f64).powf(-0.5);
     let reference = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
-        let options = burn::tensor::ops::AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+        let options = burn::tensor::ops::AttentionModuleOptions {
+            scale: Some(scale),
+            softcap: None,
+            is_causal: false,
+        };
         burn::tensor::module::attention(q, k, v, None, None, options)
     };
     pair(
         "attention forward [64, 3, 65, 64]",
-        &mut || drop(reference(split(q.clone().detach()), split(k.clone().detach()), split(v.clone().detach())).into_data()),
-        &mut || drop(kernels::attention(split(q.clone().detach()), split(k.clone().detach()), split(v.clone().detach()), scale).into_data()),
+        &mut || {
+            drop(
+                reference(
+                    split(q.clone().detach()),
+                    split(k.clone().detach()),
+                    split(v.clone().detach()),
+                )
+                .into_data(),
+            )
+        },
+        &mut || {
+            drop(
+                kernels::attention(
+                    split(q.clone().detach()),
+                    split(k.clone().detach()),
+                    split(v.clone().detach()),
+                    scale,
+                )
+                .into_data(),
+            )
+        },
     );
     pair(
         "attention forward + backward",
-        &mut || drop((reference(split(q.clone()), split(k.clone()), split(v.clone())) * w_heads.clone()).sum().backward()),
-        &mut || drop((kernels::attention(split(q.clone()), split(k.clone()), split(v.clone()), scale) * w_heads.clone()).sum().backward()),
+        &mut || {
+            drop(
+                (reference(split(q.clone()), split(k.clone()), split(v.clone())) * w_heads.clone())
+                    .sum()
+                    .backward(),
+            )
+        },
+        &mut || {
+            drop(
+                (kernels::attention(split(q.clone()), split(k.clone()), split(v.clone()), scale)
+                    * w_heads.clone())
+                .sum()
+                .backward(),
+            )
+        },
     );
 }

@@ -75,6 +75,18 @@ pub fn run_forward(
     interpolate_pos_encoding: bool,
     device: &Device,
 ) -> Result<(BTreeMap<String, HfTensor>, LoadReport)> {
+    run_forward_with(dir, inputs, interpolate_pos_encoding, true, device)
+}
+
+/// [`run_forward`], returning the hidden states and attention probabilities only when
+/// `with_extras` (without them, attention runs its fused path, as in training).
+pub fn run_forward_with(
+    dir: &Path,
+    inputs: &BTreeMap<String, (Dtype, HfTensor)>,
+    interpolate_pos_encoding: bool,
+    with_extras: bool,
+    device: &Device,
+) -> Result<(BTreeMap<String, HfTensor>, LoadReport)> {
     let known = ["pixel_values", "bool_masked_pos", "labels", "head_mask"];
     if let Some(unknown) = inputs.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(ViTError::InvalidInput(format!(
@@ -100,8 +112,8 @@ pub fn run_forward(
     let options = ViTForwardOptions {
         bool_masked_pos: bool_masked_pos.clone(),
         head_mask,
-        output_attentions: true,
-        output_hidden_states: true,
+        output_attentions: with_extras,
+        output_hidden_states: with_extras,
         interpolate_pos_encoding,
     };
 

@@ -3,7 +3,7 @@
 mod common;
 
 use vit_model::checkpoint::safetensors_file;
-use vit_model::forward::run_forward;
+use vit_model::forward::{run_forward, run_forward_with};
 
 use common::{CASES, fixture_dir, max_abs_diff, test_device};
 
@@ -82,4 +82,33 @@ fn every_case_is_covered() {
     let mut cases: Vec<String> = CASES.iter().map(|s| s.to_string()).collect();
     cases.sort();
     assert_eq!(on_disk, cases);
+}
+
+/// Without attention probabilities or hidden states requested (as in training and plain
+/// inference) attention takes its fused path; its outputs must match the references too.
+#[test]
+fn fused_attention_path() {
+    for case in CASES {
+        let dir = fixture_dir(case);
+        let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
+        let inputs = io
+            .iter()
+            .filter(|(k, _)| INPUT_NAMES.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (outputs, _) =
+            run_forward_with(&dir, &inputs, case == "cls_interp", false, &test_device()).unwrap();
+        assert!(
+            !outputs.contains_key("attentions.0"),
+            "{case}: attentions were computed"
+        );
+        for (name, got) in &outputs {
+            let diff = max_abs_diff(&got.data, &io[name].1.data);
+            assert!(
+                diff <= 1e-4,
+                "{case}/{name} (fused path): max abs diff {diff}"
+            );
+            println!("{case}/{name} (fused path): max abs diff {diff:e}");
+        }
+    }
 }
