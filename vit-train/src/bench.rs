@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn mask_has_exact_count_per_row() {
         let device = Device::flex();
-        let m = mask(4, 64, 38, &device).int().sum_dim(1).into_data().convert::<i64>().to_vec::<i64>().unwrap();
+        let m = mask(4, 64, 38, &device).int().sum_dim(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
         assert_eq!(m, vec![38; 4]);
     }
 

@@ -75,11 +75,11 @@ impl ViTForMaskedImageModeling {
         pixel_values: Tensor<4>,
         options: ViTForwardOptions,
     ) -> Result<MaskedImageModelingOutput> {
-        let [batch, _, height, width] = pixel_values.dims();
+        let [_, _, height, width] = pixel_values.dims();
         let bool_masked_pos = options.bool_masked_pos.clone();
         let out = self.vit.forward_with(pixel_values.clone(), options)?;
         let (grid_h, grid_w) = (height / self.patch_size, width / self.patch_size);
-        let [_, seq, d] = out.last_hidden_state.dims();
+        let [_, seq, _] = out.last_hidden_state.dims();
         if seq != grid_h * grid_w + 1 {
             return Err(ViTError::InvalidInput(format!(
                 "the encoder returned {} patch tokens, which do not form the {grid_h}x{grid_w} grid of a \

@@ -27,7 +27,7 @@ impl HeadsView<'_> {
 }
 
 /// Sizes of one attention call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {
     /// Batch size.
     pub batch: usize,

@@ -246,7 +246,7 @@ impl FusedOps for Flex {
             );
         };
         assert!(
-            format!("{dims:?}") == format!("{kd:?}") && format!("{dims:?}") == format!("{vd:?}"),
+            dims == kd && dims == vd,
             "fused_attention: query {dims:?}, key {kd:?} and value {vd:?} differ in shape"
         );
         let (out, probs) = attention_math::forward(qv, kv, vv, dims, scale as f32);
