@@ -2,21 +2,30 @@
 
 mod common;
 
-use vit_model::checkpoint::safetensors_file;
+use std::collections::BTreeMap;
+
+use safetensors::Dtype;
+use vit_model::checkpoint::{HfTensor, safetensors_file};
 use vit_model::forward::{run_forward, run_forward_with};
 
 use common::{CASES, fixture_dir, max_abs_diff, test_device};
 
 const INPUT_NAMES: [&str; 4] = ["pixel_values", "bool_masked_pos", "labels", "head_mask"];
 
+type Fixture = BTreeMap<String, (Dtype, HfTensor)>;
+
+/// The model inputs among a fixture's tensors (the rest are reference outputs).
+fn model_inputs(io: &Fixture) -> Fixture {
+    io.iter()
+        .filter(|(k, _)| INPUT_NAMES.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn check_case(case: &str) -> f32 {
     let dir = fixture_dir(case);
     let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
-    let inputs = io
-        .iter()
-        .filter(|(k, _)| INPUT_NAMES.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let inputs = model_inputs(&io);
     let interpolate = case == "cls_interp";
     let (outputs, report) = run_forward(&dir, &inputs, interpolate, &test_device()).unwrap();
     assert!(report.is_exact(), "{case}: {report}");
@@ -91,11 +100,7 @@ fn fused_attention_path() {
     for case in CASES {
         let dir = fixture_dir(case);
         let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
-        let inputs = io
-            .iter()
-            .filter(|(k, _)| INPUT_NAMES.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let inputs = model_inputs(&io);
         let (outputs, _) =
             run_forward_with(&dir, &inputs, case == "cls_interp", false, &test_device()).unwrap();
         assert!(

@@ -4,10 +4,11 @@
 //! no transpose copy), and outputs are written in `[batch, seq, heads, head_dim]` memory order,
 //! so that merging the heads back is free. The probabilities are kept for the backward pass.
 
-use gemm::{Parallelism, gemm};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::simd_math;
+use super::strided_gemm::strided_gemm;
 
 /// A `[batch, heads, seq, head_dim]` view into a float buffer.
 #[derive(Clone, Copy, Debug)]
@@ -66,42 +67,33 @@ impl SharedOut {
     }
 }
 
-/// `dst (m×n) = alpha·dst + beta·lhs (m×k)·rhs (k×n)` on one thread, strides as (row, col).
+/// [`strided_gemm`] on the calling thread (the (batch, head) pairs are the parallel tasks).
 #[allow(clippy::too_many_arguments)]
 unsafe fn small_gemm(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     dst: *mut f32,
     dst_strides: (usize, usize),
-    read_dst: bool,
+    accumulate: bool,
     lhs: *const f32,
     lhs_strides: (usize, usize),
     rhs: *const f32,
     rhs_strides: (usize, usize),
     beta: f32,
 ) {
-    // SAFETY: the caller guarantees the pointers cover the matrices with these strides.
+    // SAFETY: the caller's contract, as for `strided_gemm`.
     unsafe {
-        gemm(
-            m,
-            n,
-            k,
+        strided_gemm(
+            dims,
             dst,
-            dst_strides.1 as isize,
-            dst_strides.0 as isize,
-            read_dst,
+            dst_strides,
+            accumulate,
             lhs,
-            lhs_strides.1 as isize,
-            lhs_strides.0 as isize,
+            lhs_strides,
             rhs,
-            rhs_strides.1 as isize,
-            rhs_strides.0 as isize,
-            1.0,
+            rhs_strides,
             beta,
-            false,
-            false,
-            false,
             Parallelism::None,
-        );
+        )
     }
 }
 

@@ -5,8 +5,10 @@
 
 use std::mem::MaybeUninit;
 
-use gemm::{Parallelism, gemm};
+use gemm::Parallelism;
 use rayon::prelude::*;
+
+use super::strided_gemm::strided_gemm;
 
 /// Rows per parallel task in the element-wise passes.
 const ROWS_PER_TASK: usize = 64;
@@ -51,25 +53,16 @@ pub fn forward(
     });
     // SAFETY: the pointers cover the asserted lengths with the given row-major strides.
     unsafe {
-        gemm(
-            rows,
-            d_out,
-            d_in,
+        strided_gemm(
+            (rows, d_out, d_in),
             out.as_mut_ptr(),
-            1,
-            d_out as isize,
+            (d_out, 1),
             true,
             x.as_ptr(),
-            1,
-            d_in as isize,
+            (d_in, 1),
             weight.as_ptr(),
-            1,
-            d_out as isize,
+            (d_out, 1),
             1.0,
-            1.0,
-            false,
-            false,
-            false,
             parallelism(rows, d_out, d_in),
         );
     }
@@ -87,28 +80,19 @@ pub fn backward_input(
     assert_eq!(weight.len(), d_in * d_out, "linear backward: weight length");
     assert_eq!(grad.len(), rows * d_out, "linear backward: gradient length");
     let mut out = Vec::with_capacity(rows * d_in);
-    // SAFETY: `read_dst = false`, so gemm writes every element of `out` without reading it;
+    // SAFETY: not accumulating, so gemm writes every element of `out` without reading it;
     // Wᵀ is W read with swapped strides.
     unsafe {
-        gemm(
-            rows,
-            d_in,
-            d_out,
+        strided_gemm(
+            (rows, d_in, d_out),
             out.as_mut_ptr(),
-            1,
-            d_in as isize,
+            (d_in, 1),
             false,
             grad.as_ptr(),
-            1,
-            d_out as isize,
+            (d_out, 1),
             weight.as_ptr(),
-            d_out as isize,
-            1,
-            0.0,
+            (1, d_out),
             1.0,
-            false,
-            false,
-            false,
             parallelism(rows, d_in, d_out),
         );
         out.set_len(rows * d_in);
@@ -129,25 +113,16 @@ pub fn backward_weight(
     let mut out = Vec::with_capacity(d_in * d_out);
     // SAFETY: as in `backward_input`; xᵀ is x read with swapped strides.
     unsafe {
-        gemm(
-            d_in,
-            d_out,
-            rows,
+        strided_gemm(
+            (d_in, d_out, rows),
             out.as_mut_ptr(),
-            1,
-            d_out as isize,
+            (d_out, 1),
             false,
             x.as_ptr(),
-            d_in as isize,
-            1,
+            (1, d_in),
             grad.as_ptr(),
-            1,
-            d_out as isize,
-            0.0,
+            (d_out, 1),
             1.0,
-            false,
-            false,
-            false,
             parallelism(d_in, d_out, rows),
         );
         out.set_len(d_in * d_out);

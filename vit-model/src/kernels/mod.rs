@@ -13,6 +13,7 @@ mod flex;
 pub mod layer_norm_math;
 pub mod linear_math;
 pub mod simd_math;
+mod strided_gemm;
 
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension, tensor::FloatTensor};
 use burn::nn::{LayerNorm, Linear};
