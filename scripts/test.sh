@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run):
+#   0. `cargo fmt --check`;
 #   1. every test of the workspace on Burn's CPU backend (flex), the HF parity suite included;
-#   2. `cargo check` of vit-train with every GPU backend feature (wgpu, vulkan, metal, cuda, rocm).
+#   2. `cargo clippy --workspace --all-targets -- -D warnings` with every GPU backend feature of
+#      vit-train on (wgpu, vulkan, metal, cuda, rocm): the lints and the GPU type-check in one
+#      check-mode build.
 # With VIT_TEST_WGPU=1 it also runs
 #   3. the model parity suite on the wgpu backend (needs a Vulkan driver; without a GPU, Mesa's
 #      software one: apt-get install mesa-vulkan-drivers). Off by default: compiling the wgpu
@@ -14,13 +17,17 @@ wgpu=${VIT_TEST_WGPU:-0}
 features=()
 [[ "$wgpu" == 1 ]] && features=(--features vit-model/wgpu)
 
+step "formatting (cargo fmt --check)"
+cargo fmt --all --check
+
 step "tests (CPU backend)"
 cargo test --workspace --locked "${features[@]}"
 
 # Burn's cuda and rocm backends get LLVM through tracel-llvm-bundler, whose build script downloads
 # it; under DOCS_RS it skips the download, which is all a type-check needs.
-step "cargo check with every GPU backend (DOCS_RS=1: no LLVM download for cuda/rocm)"
-DOCS_RS=1 cargo check --locked -p vit-train --features wgpu,vulkan,metal,cuda,rocm
+step "cargo clippy (warnings are errors) with every GPU backend (DOCS_RS=1: no LLVM download for cuda/rocm)"
+DOCS_RS=1 cargo clippy --workspace --all-targets --locked \
+    --features vit-train/wgpu,vit-train/vulkan,vit-train/metal,vit-train/cuda,vit-train/rocm -- -D warnings
 
 if [[ "$wgpu" == 1 ]]; then
     step "parity suite on wgpu"

@@ -116,12 +116,8 @@ struct Current {
     findings_dir: Option<PathBuf>,
 }
 
-static CURRENT: Mutex<Current> = Mutex::new(Current {
-    target: "",
-    input: Vec::new(),
-    started: None,
-    findings_dir: None,
-});
+static CURRENT: Mutex<Current> =
+    Mutex::new(Current { target: "", input: Vec::new(), started: None, findings_dir: None });
 static ALLOC_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 static IN_GUARD: AtomicBool = AtomicBool::new(false);
 
@@ -137,13 +133,7 @@ pub struct GuardAlloc;
 
 fn check_size(size: usize) {
     if size > ALLOC_LIMIT.load(Ordering::Relaxed) && !IN_GUARD.swap(true, Ordering::SeqCst) {
-        fatal(
-            "allocation",
-            &format!(
-                "an allocation of {size} bytes (limit {})",
-                ALLOC_LIMIT.load(Ordering::Relaxed)
-            ),
-        );
+        fatal("allocation", &format!("an allocation of {size} bytes (limit {})", ALLOC_LIMIT.load(Ordering::Relaxed)));
     }
 }
 
@@ -186,9 +176,7 @@ fn start_watchdog(timeout: Duration) -> Arc<AtomicBool> {
     std::thread::spawn(move || {
         while !flag.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(200));
-            let late = lock(&CURRENT)
-                .started
-                .is_some_and(|t| t.elapsed() > timeout);
+            let late = lock(&CURRENT).started.is_some_and(|t| t.elapsed() > timeout);
             if late && !flag.load(Ordering::Relaxed) {
                 fatal("timeout", &format!("one input ran longer than {timeout:?}"));
             }
@@ -212,9 +200,7 @@ fn panic_message(info: &panic::PanicHookInfo<'_>) -> String {
 
 /// 64-bit FNV-1a, for finding file names.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn save(dir: &Path, stem: &str, input: &[u8]) -> Option<PathBuf> {
@@ -230,19 +216,8 @@ pub fn print_input(input: &[u8], saved: Option<&Path>) {
         eprintln!("  saved: {}", p.display());
     }
     let head = &input[..input.len().min(512)];
-    let printable = head
-        .iter()
-        .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-        .count();
-    eprintln!(
-        "  input ({} bytes{}):",
-        input.len(),
-        if input.len() > 512 {
-            ", first 512 shown"
-        } else {
-            ""
-        }
-    );
+    let printable = head.iter().filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()).count();
+    eprintln!("  input ({} bytes{}):", input.len(), if input.len() > 512 { ", first 512 shown" } else { "" });
     if printable * 10 >= head.len() * 9 {
         eprintln!("  {}", String::from_utf8_lossy(head).replace('\n', "\n  "));
     } else {
@@ -258,9 +233,7 @@ pub fn exec_one(target: &Target, work: &Workdir, input: &[u8]) -> Result<String,
     *lock(&LAST_PANIC) = None;
     match panic::catch_unwind(AssertUnwindSafe(|| (target.exec)(work, input))) {
         Ok(sig) => Ok(sig),
-        Err(_) => Err(lock(&LAST_PANIC)
-            .take()
-            .unwrap_or_else(|| "panic (no message)".into())),
+        Err(_) => Err(lock(&LAST_PANIC).take().unwrap_or_else(|| "panic (no message)".into())),
     }
 }
 
@@ -307,14 +280,7 @@ pub fn replay(target: &Target, input: &[u8]) -> Result<String, String> {
 
 /// Where a panic message says it happened (`file:line`), to count repeats as one finding.
 fn panic_site(message: &str) -> String {
-    message
-        .rsplit(" at ")
-        .next()
-        .unwrap_or(message)
-        .rsplitn(2, ':')
-        .last()
-        .unwrap_or(message)
-        .to_string()
+    message.rsplit(" at ").next().unwrap_or(message).rsplitn(2, ':').last().unwrap_or(message).to_string()
 }
 
 /// Fuzzes the selected targets for `options.seconds` in all; returns what each did.
@@ -329,19 +295,14 @@ pub fn run(options: &Options) -> Result<Vec<TargetReport>, String> {
                 targets::find(n).ok_or_else(|| {
                     format!(
                         "unknown target `{n}`; targets: {}",
-                        TARGETS
-                            .iter()
-                            .map(|t| t.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        TARGETS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
                     )
                 })
             })
             .collect::<Result<_, _>>()?
     };
     let work = Workdir::new().map_err(|e| format!("cannot create a work directory: {e}"))?;
-    let per_target =
-        Duration::from_secs_f64(options.seconds.max(0.0) / selected.len().max(1) as f64);
+    let per_target = Duration::from_secs_f64(options.seconds.max(0.0) / selected.len().max(1) as f64);
     let _hook = HookGuard::install();
     lock(&CURRENT).findings_dir = options.findings_dir.clone();
     let stop = start_watchdog(options.timeout);
@@ -430,22 +391,13 @@ fn fuzz_target(
                     findings[i].hits += 1;
                     continue;
                 }
-                let saved = options
-                    .findings_dir
-                    .as_deref()
-                    .and_then(|d| save(d, target.name, &input));
+                let saved = options.findings_dir.as_deref().and_then(|d| save(d, target.name, &input));
                 if options.verbose {
                     eprintln!("\nFINDING [{}] panic: {message}", target.name);
                     print_input(&input, saved.as_deref());
                 }
                 by_site.insert(site, findings.len());
-                findings.push(Finding {
-                    target: target.name,
-                    message,
-                    input: input.clone(),
-                    saved,
-                    hits: 1,
-                });
+                findings.push(Finding { target: target.name, message, input: input.clone(), saved, hits: 1 });
             }
         }
         if options.verbose && start.elapsed() >= next_report {

@@ -32,21 +32,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn value<T: std::str::FromStr>(
-    args: &mut impl Iterator<Item = String>,
-    flag: &str,
-) -> Result<T, String> {
+fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T, String> {
     let raw = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-    raw.parse()
-        .map_err(|_| format!("{flag}: cannot parse `{raw}`"))
+    raw.parse().map_err(|_| format!("{flag}: cannot parse `{raw}`"))
 }
 
 fn main_inner() -> Result<ExitCode, String> {
-    let mut options = Options {
-        findings_dir: Some(PathBuf::from("fuzz-findings")),
-        verbose: true,
-        ..Options::default()
-    };
+    let mut options =
+        Options { findings_dir: Some(PathBuf::from("fuzz-findings")), verbose: true, ..Options::default() };
     let mut replay_file: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -56,18 +49,11 @@ fn main_inner() -> Result<ExitCode, String> {
             "--execs" => options.execs = Some(value(&mut args, "--execs")?),
             "--target" => {
                 let names: String = value(&mut args, "--target")?;
-                options.targets.extend(
-                    names
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string),
-                );
+                options.targets.extend(names.split(',').filter(|s| !s.is_empty()).map(str::to_string));
             }
             "--findings" => options.findings_dir = Some(value(&mut args, "--findings")?),
             "--root" => options.root = value(&mut args, "--root")?,
-            "--timeout" => {
-                options.timeout = Duration::from_secs_f64(value(&mut args, "--timeout")?)
-            }
+            "--timeout" => options.timeout = Duration::from_secs_f64(value(&mut args, "--timeout")?),
             "--replay" => replay_file = Some(value(&mut args, "--replay")?),
             "--quiet" => options.verbose = false,
             "--list" => {
@@ -85,20 +71,12 @@ fn main_inner() -> Result<ExitCode, String> {
     }
 
     if let Some(file) = replay_file {
-        let input =
-            std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let input = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         // The target is given, or is the file name's prefix (`<target>-<hash>.bin`).
-        let stem = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let name = options
-            .targets
-            .first()
-            .cloned()
-            .unwrap_or_else(|| stem.split('-').next().unwrap_or_default().to_string());
-        let target = targets::find(&name)
-            .ok_or_else(|| format!("unknown target `{name}`; give --target"))?;
+        let stem = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name =
+            options.targets.first().cloned().unwrap_or_else(|| stem.split('-').next().unwrap_or_default().to_string());
+        let target = targets::find(&name).ok_or_else(|| format!("unknown target `{name}`; give --target"))?;
         return Ok(match replay(target, &input) {
             Ok(outcome) => {
                 println!("[{name}] no panic; outcome: {outcome}");
@@ -115,18 +93,11 @@ fn main_inner() -> Result<ExitCode, String> {
         "vit-fuzz: seed {}, {:.0} s over {}",
         options.seed,
         options.seconds,
-        if options.targets.is_empty() {
-            "all targets".to_string()
-        } else {
-            options.targets.join(", ")
-        }
+        if options.targets.is_empty() { "all targets".to_string() } else { options.targets.join(", ") }
     );
     let reports = run(&options)?;
     let mut total = 0;
-    println!(
-        "{:<12} {:>10} {:>8} {:>8} {:>9} {:>8}",
-        "target", "execs", "exec/s", "corpus", "outcomes", "findings"
-    );
+    println!("{:<12} {:>10} {:>8} {:>8} {:>9} {:>8}", "target", "execs", "exec/s", "corpus", "outcomes", "findings");
     for r in &reports {
         println!(
             "{:<12} {:>10} {:>8.0} {:>8} {:>9} {:>8}",
@@ -140,15 +111,8 @@ fn main_inner() -> Result<ExitCode, String> {
         total += r.findings.len();
     }
     for f in reports.iter().flat_map(|r| &r.findings) {
-        println!(
-            "\nFINDING [{}] ({} inputs): {}",
-            f.target, f.hits, f.message
-        );
+        println!("\nFINDING [{}] ({} inputs): {}", f.target, f.hits, f.message);
         print_input(&f.input, f.saved.as_deref());
     }
-    Ok(if total == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if total == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

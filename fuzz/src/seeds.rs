@@ -11,10 +11,7 @@ use crate::mutate::join_safetensors;
 
 /// The workspace root this crate was built in (the fixtures live under it).
 pub fn default_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 const HF_CASES: &[&str] = &["cls_tiny", "cls_interp", "headmask", "model_pooler", "mim"];
@@ -26,13 +23,7 @@ fn read(path: PathBuf) -> Option<Vec<u8>> {
 fn hf_files(root: &Path, file: &str) -> Vec<Vec<u8>> {
     HF_CASES
         .iter()
-        .filter_map(|case| {
-            read(
-                root.join("vit-model/tests/fixtures/hf-vit")
-                    .join(case)
-                    .join(file),
-            )
-        })
+        .filter_map(|case| read(root.join("vit-model/tests/fixtures/hf-vit").join(case).join(file)))
         .collect()
 }
 
@@ -46,10 +37,7 @@ pub fn safetensors_file(tensors: &[(&str, &str, &[u64])]) -> Vec<u8> {
         let n = shape.iter().product::<u64>() as usize * size;
         let start = body.len();
         body.extend((0..n).map(|i| (i * 37 % 251) as u8));
-        header.insert(
-            name.to_string(),
-            json!({"dtype": dtype, "shape": shape, "data_offsets": [start, body.len()]}),
-        );
+        header.insert(name.to_string(), json!({"dtype": dtype, "shape": shape, "data_offsets": [start, body.len()]}));
     }
     join_safetensors(&Value::Object(header), &body, true)
 }
@@ -73,10 +61,7 @@ pub fn safetensors(root: &Path) -> Vec<Vec<u8>> {
         ("bytes", "U8", &[5]),
         ("bool_masked_pos", "BOOL", &[1, 4]),
     ]));
-    seeds.push(safetensors_file(&[
-        ("bad", "I16", &[2]),
-        ("fp8", "F8_E4M3", &[4]),
-    ]));
+    seeds.push(safetensors_file(&[("bad", "I16", &[2]), ("fp8", "F8_E4M3", &[4])]));
     seeds.push(safetensors_file(&[]));
     seeds
 }
@@ -95,10 +80,7 @@ pub fn index() -> Vec<Vec<u8>> {
         json!({"weight_map": {}}),
         json!({"weight_map": {"a": "../model.safetensors"}}),
     ];
-    seeds
-        .iter()
-        .map(|v| serde_json::to_vec_pretty(v).unwrap_or_default())
-        .collect()
+    seeds.iter().map(|v| serde_json::to_vec_pretty(v).unwrap_or_default()).collect()
 }
 
 /// `config.json` fixtures and built-in variants (num_labels, torch_dtype, nulls, problem_type).
@@ -159,24 +141,14 @@ pub fn images(root: &Path) -> Vec<Vec<u8>> {
         .iter()
         .filter_map(|f| read(root.join("vit-data/tests/fixtures").join(f)))
         .collect();
-    let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_fn(7, 5, |x, y| {
-        Rgb([x as u8 * 30, y as u8 * 50, 128])
-    }));
-    let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_fn(6, 4, |x, y| {
-        Rgba([x as u8 * 40, y as u8 * 60, 9, 200])
-    }));
-    let gray = DynamicImage::ImageLuma8(ImageBuffer::from_fn(5, 5, |x, y| {
-        Luma([(x * y * 10) as u8])
-    }));
-    let gray16 = DynamicImage::ImageLuma16(ImageBuffer::from_fn(4, 3, |x, y| {
-        Luma([(x * 9000 + y * 300) as u16])
-    }));
-    let gray_alpha = DynamicImage::ImageLumaA8(ImageBuffer::from_fn(3, 3, |x, y| {
-        LumaA([(x * 80) as u8, (y * 100) as u8])
-    }));
-    let rgb32f = DynamicImage::ImageRgb32F(ImageBuffer::from_fn(3, 2, |x, y| {
-        Rgb([x as f32 * 0.3, y as f32 * 0.5, 0.25])
-    }));
+    let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_fn(7, 5, |x, y| Rgb([x as u8 * 30, y as u8 * 50, 128])));
+    let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_fn(6, 4, |x, y| Rgba([x as u8 * 40, y as u8 * 60, 9, 200])));
+    let gray = DynamicImage::ImageLuma8(ImageBuffer::from_fn(5, 5, |x, y| Luma([(x * y * 10) as u8])));
+    let gray16 = DynamicImage::ImageLuma16(ImageBuffer::from_fn(4, 3, |x, y| Luma([(x * 9000 + y * 300) as u16])));
+    let gray_alpha =
+        DynamicImage::ImageLumaA8(ImageBuffer::from_fn(3, 3, |x, y| LumaA([(x * 80) as u8, (y * 100) as u8])));
+    let rgb32f =
+        DynamicImage::ImageRgb32F(ImageBuffer::from_fn(3, 2, |x, y| Rgb([x as f32 * 0.3, y as f32 * 0.5, 0.25])));
     let rgba16 = DynamicImage::ImageRgba16(ImageBuffer::from_fn(3, 3, |x, y| {
         Rgba([x as u16 * 20000, y as u16 * 20000, 7, 65535])
     }));
@@ -230,11 +202,7 @@ fn tiny_png(width: u32, height: u32, interlace: u8, raw: &[u8]) -> Vec<u8> {
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[2, 3, 0, 0, interlace]);
     chunk(&mut out, b"IHDR", &ihdr);
-    chunk(
-        &mut out,
-        b"PLTE",
-        &[255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9],
-    );
+    chunk(&mut out, b"PLTE", &[255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9]);
     chunk(&mut out, b"tRNS", &[255, 128]);
     // zlib: header, one stored block, adler32
     let mut z = vec![0x78, 0x01, 0x01];

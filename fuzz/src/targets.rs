@@ -24,9 +24,7 @@ pub struct Workdir {
 impl Workdir {
     /// A fresh directory under the system temp dir.
     pub fn new() -> std::io::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let dir = std::env::temp_dir().join(format!("vit-fuzz-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(dir.join("index"))?;
         // A valid shard next to the fuzzed index, so that `read_dir` gets as far as reading it.
@@ -39,8 +37,7 @@ impl Workdir {
 
     fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let path = self.dir.join(name);
-        std::fs::write(&path, bytes)
-            .unwrap_or_else(|e| panic!("fuzzer: cannot write {}: {e}", path.display()));
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("fuzzer: cannot write {}: {e}", path.display()));
         path
     }
 }
@@ -161,33 +158,19 @@ fn exec_safetensors(w: &Workdir, input: &[u8]) -> String {
     if let Ok(tensors) = &weights {
         for (name, t) in tensors {
             let n: usize = t.shape.iter().product();
-            assert_eq!(
-                n,
-                t.data.len(),
-                "read_file: tensor {name} has {} values for shape {:?}",
-                t.data.len(),
-                t.shape
-            );
+            assert_eq!(n, t.data.len(), "read_file: tensor {name} has {} values for shape {:?}", t.data.len(), t.shape);
         }
         // What was read can be written back and reads the same.
-        let bytes = safetensors_file::to_bytes(tensors)
-            .unwrap_or_else(|e| panic!("to_bytes of a read file fails: {e}"));
+        let bytes =
+            safetensors_file::to_bytes(tensors).unwrap_or_else(|e| panic!("to_bytes of a read file fails: {e}"));
         let again = w.write("again.safetensors", &bytes);
-        let back = safetensors_file::read_file(&again)
-            .unwrap_or_else(|e| panic!("a written file does not read back: {e}"));
-        assert_eq!(
-            back.len(),
-            tensors.len(),
-            "round trip changes the tensor count"
-        );
+        let back =
+            safetensors_file::read_file(&again).unwrap_or_else(|e| panic!("a written file does not read back: {e}"));
+        assert_eq!(back.len(), tensors.len(), "round trip changes the tensor count");
         for (name, t) in tensors {
             let b = &back[name];
             assert!(
-                b.shape == t.shape
-                    && b.data
-                        .iter()
-                        .zip(&t.data)
-                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                b.shape == t.shape && b.data.iter().zip(&t.data).all(|(x, y)| x.to_bits() == y.to_bits()),
                 "round trip changes tensor {name}"
             );
         }
@@ -197,18 +180,10 @@ fn exec_safetensors(w: &Workdir, input: &[u8]) -> String {
 
 fn exec_index(w: &Workdir, input: &[u8]) -> String {
     let dir = w.dir.join("index");
-    std::fs::write(dir.join("model.safetensors.index.json"), input)
-        .unwrap_or_else(|e| panic!("fuzzer: {e}"));
+    std::fs::write(dir.join("model.safetensors.index.json"), input).unwrap_or_else(|e| panic!("fuzzer: {e}"));
     let located = safetensors_file::locate(&dir);
-    let read = located
-        .as_ref()
-        .ok()
-        .map(|_| safetensors_file::read_dir(&dir));
-    format!(
-        "{}|{}",
-        outcome(&located),
-        read.as_ref().map_or("-".into(), outcome_unnamed)
-    )
+    let read = located.as_ref().ok().map(|_| safetensors_file::read_dir(&dir));
+    format!("{}|{}", outcome(&located), read.as_ref().map_or("-".into(), outcome_unnamed))
 }
 
 fn exec_config(_: &Workdir, input: &[u8]) -> String {
@@ -216,16 +191,8 @@ fn exec_config(_: &Workdir, input: &[u8]) -> String {
     let origin = Path::new("fuzz/config.json");
     let parsed = ViTConfig::from_json_str(&text, origin);
     if let Ok(c) = &parsed {
-        let _ = (
-            c.num_labels(),
-            c.labels(),
-            c.head_dim(),
-            c.grid_size(),
-            c.num_patches(),
-            c.pooler_output_size(),
-        );
-        c.validate()
-            .unwrap_or_else(|e| panic!("a parsed config does not validate: {e}"));
+        let _ = (c.num_labels(), c.labels(), c.head_dim(), c.grid_size(), c.num_patches(), c.pooler_output_size());
+        c.validate().unwrap_or_else(|e| panic!("a parsed config does not validate: {e}"));
         let saved = c.to_json_string();
         let back = ViTConfig::from_json_str(&saved, origin)
             .unwrap_or_else(|e| panic!("a saved config does not load again: {e}\n{saved}"));
@@ -252,30 +219,17 @@ fn exec_processor(_: &Workdir, input: &[u8]) -> String {
     for channels in 0..=3 {
         let parsed = ImageProcessor::from_json_str(&text, origin, channels);
         if let Ok(p) = &parsed {
-            p.validate()
-                .unwrap_or_else(|e| panic!("a parsed processor does not validate: {e}"));
-            let n = p
-                .normalizer()
-                .unwrap_or_else(|e| panic!("normalizer of a valid processor: {e}"));
+            p.validate().unwrap_or_else(|e| panic!("a parsed processor does not validate: {e}"));
+            let n = p.normalizer().unwrap_or_else(|e| panic!("normalizer of a valid processor: {e}"));
             assert_eq!(n.num_channels(), channels);
             let saved = serde_json::to_string(&p.to_json()).unwrap_or_default();
             let back = ImageProcessor::from_json_str(&saved, origin, channels)
                 .unwrap_or_else(|e| panic!("a saved processor does not load again: {e}\n{saved}"));
-            assert_eq!(
-                (back.size, back.resample, back.do_resize),
-                (p.size, p.resample, p.do_resize),
-                "{saved}"
-            );
+            assert_eq!((back.size, back.resample, back.do_resize), (p.size, p.resample, p.do_resize), "{saved}");
             // Legal but possibly huge output sizes are only exercised when small.
-            let (h, wd) = if p.do_resize {
-                (p.size.height, p.size.width)
-            } else {
-                (3, 5)
-            };
+            let (h, wd) = if p.do_resize { (p.size.height, p.size.width) } else { (3, 5) };
             if (h as u64) * (wd as u64) <= 1 << 16 {
-                let out = p
-                    .process_rgb(&tiny)
-                    .unwrap_or_else(|e| panic!("process_rgb with a valid processor: {e}"));
+                let out = p.process_rgb(&tiny).unwrap_or_else(|e| panic!("process_rgb with a valid processor: {e}"));
                 assert_eq!(out.len(), channels * h as usize * wd as usize);
             }
         }
@@ -298,18 +252,9 @@ fn exec_image(w: &Workdir, input: &[u8]) -> String {
         if (img.width() as u64) * (img.height() as u64) <= 1 << 20 {
             let rgb = vit_data::convert::to_rgb8(img.clone());
             assert_eq!((rgb.width(), rgb.height()), (img.width(), img.height()));
-            for (channels, resample) in [
-                (3, vit_data::Resample::Bicubic),
-                (1, vit_data::Resample::Nearest),
-            ] {
-                let p = ImageProcessor {
-                    resample,
-                    ..ImageProcessor::new(9, 7)
-                }
-                .with_num_channels(channels);
-                let out = p
-                    .process(&img)
-                    .unwrap_or_else(|e| panic!("process of a decoded image: {e}"));
+            for (channels, resample) in [(3, vit_data::Resample::Bicubic), (1, vit_data::Resample::Nearest)] {
+                let p = ImageProcessor { resample, ..ImageProcessor::new(9, 7) }.with_num_channels(channels);
+                let out = p.process(&img).unwrap_or_else(|e| panic!("process of a decoded image: {e}"));
                 assert_eq!(out.len(), channels * 9 * 7);
             }
         }
@@ -336,10 +281,7 @@ fn exec_cifar(_: &Workdir, input: &[u8]) -> String {
             assert_eq!(image.is_some(), i < n, "image({i}) of {n}");
             assert_eq!(c.load(i).is_ok(), i < n);
             let label = c.label(i);
-            assert!(
-                i >= n || label < kind.num_classes(),
-                "label {label} of record {i}"
-            );
+            assert!(i >= n || label < kind.num_classes(), "label {label} of record {i}");
         }
         let _ = (c.labels().len(), c.class_names().len());
     }

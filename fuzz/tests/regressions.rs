@@ -8,22 +8,15 @@ static ALLOC: GuardAlloc = GuardAlloc;
 
 fn outcome(target: &str, input: &str) -> String {
     let t = targets::find(target).expect("target");
-    replay(t, input.as_bytes())
-        .unwrap_or_else(|panic| panic!("[{target}] still panics on {input}: {panic}"))
+    replay(t, input.as_bytes()).unwrap_or_else(|panic| panic!("[{target}] still panics on {input}: {panic}"))
 }
 
 #[test]
 fn huge_num_labels_is_refused_before_allocating() {
     // Was: "capacity overflow" panic (2^63) and a 96 GiB allocation (2^32) making LABEL_i names.
     for n in ["9223372036854775808", "4294967296", "1048577"] {
-        let out = outcome(
-            "config",
-            &format!("{{\"model_type\": \"vit\", \"num_labels\": {n}}}"),
-        );
-        assert!(
-            out.contains("config.json") && out.contains("`num_labels`"),
-            "{out}"
-        );
+        let out = outcome("config", &format!("{{\"model_type\": \"vit\", \"num_labels\": {n}}}"));
+        assert!(out.contains("config.json") && out.contains("`num_labels`"), "{out}");
     }
 }
 
@@ -37,10 +30,7 @@ fn sizes_whose_weights_overflow_are_refused() {
         r#"{"intermediate_size": 18446744073709551615}"#,
     ] {
         let out = outcome("config", input);
-        assert!(
-            out.contains("config.json") && out.contains("too large"),
-            "{input}: {out}"
-        );
+        assert!(out.contains("config.json") && out.contains("too large"), "{input}: {out}");
     }
 }
 
@@ -48,12 +38,6 @@ fn sizes_whose_weights_overflow_are_refused() {
 fn processor_output_size_is_bounded() {
     // Was accepted, then `process` overflowed `num_channels * width * height` and tried to
     // allocate resize buffers of ~10^19 bytes.
-    let out = outcome(
-        "processor",
-        r#"{"size": {"height": 4294967295, "width": 4294967295}}"#,
-    );
-    assert!(
-        out.contains("preprocessor_config.json") && out.contains("`size`"),
-        "{out}"
-    );
+    let out = outcome("processor", r#"{"size": {"height": 4294967295, "width": 4294967295}}"#);
+    assert!(out.contains("preprocessor_config.json") && out.contains("`size`"), "{out}");
 }

@@ -10,20 +10,12 @@ static ALLOC: GuardAlloc = GuardAlloc;
 
 #[test]
 fn two_seconds_of_fuzzing_find_no_panic() {
-    let options = Options {
-        seconds: 2.0,
-        seed: 0x5eed,
-        timeout: Duration::from_secs(60),
-        ..Options::default()
-    };
+    let options = Options { seconds: 2.0, seed: 0x5eed, timeout: Duration::from_secs(60), ..Options::default() };
     let reports = run(&options).expect("fuzz run");
     assert_eq!(reports.len(), TARGETS.len());
     let mut failures = Vec::new();
     for r in &reports {
-        eprintln!(
-            "{:<12} {:>7} execs, corpus {}, {} outcomes",
-            r.target, r.execs, r.corpus, r.outcomes
-        );
+        eprintln!("{:<12} {:>7} execs, corpus {}, {} outcomes", r.target, r.execs, r.corpus, r.outcomes);
         assert!(r.execs > 0, "{} ran no input", r.target);
         for f in &r.findings {
             eprintln!("FINDING [{}]: {}", f.target, f.message);
@@ -31,9 +23,5 @@ fn two_seconds_of_fuzzing_find_no_panic() {
             failures.push(format!("[{}] {}", f.target, f.message));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "readers panicked:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "readers panicked:\n{}", failures.join("\n"));
 }

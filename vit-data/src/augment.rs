@@ -10,51 +10,40 @@ use rand::Rng;
 use crate::error::{DataError, Result};
 use crate::processor::{ImageProcessor, ImageSize};
 use crate::resize::{CropBox, Resample, resize_rgb};
+use crate::spelling::spelled_enum;
 
-/// Training-time augmentation pipelines.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+/// Padding on each side, in pixels, of [`Augmentation::PadCropFlip`] (torchvision's CIFAR
+/// recipe `RandomCrop(32, padding=4)`).
+pub const PAD_CROP_PADDING: u32 = 4;
+
+/// Training-time augmentation pipelines, spelled `none`, `random-resized-crop` and
+/// `pad-crop-flip` (see [`Augmentation::VARIANTS`]) in settings files and on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Augmentation {
-    /// No augmentation: resize to the model's input size (as the evaluation pipeline).
+    /// `none`: no augmentation, resize to the model's input size (as the evaluation pipeline).
     None,
-    /// `RandomResizedCrop(size, scale, ratio)` then `RandomHorizontalFlip(0.5)`, as Hugging Face's
-    /// `run_image_classification.py` (torchvision defaults: scale 0.08–1, ratio 3/4–4/3).
+    /// `random-resized-crop`: `RandomResizedCrop(size, scale, ratio)` then
+    /// `RandomHorizontalFlip(0.5)`, as Hugging Face's `run_image_classification.py` (torchvision
+    /// defaults: scale 0.08–1, ratio 3/4–4/3).
     #[default]
     RandomResizedCropFlip,
-    /// For small images trained from scratch (CIFAR): resize to the input size if needed, zero-pad
-    /// `padding` pixels on each side, random crop back to the input size, horizontal flip (0.5).
-    PadCropFlip {
-        /// Padding on each side in pixels (4 for CIFAR).
-        padding: u32,
-    },
+    /// `pad-crop-flip`: for small images trained from scratch (CIFAR): resize to the input size if
+    /// needed, zero-pad [`PAD_CROP_PADDING`] pixels on each side, random crop back to the input
+    /// size, horizontal flip (0.5).
+    PadCropFlip,
 }
 
+spelled_enum!(Augmentation, "augmentation", [
+    None => "none",
+    RandomResizedCropFlip => "random-resized-crop",
+    PadCropFlip => "pad-crop-flip",
+]);
+
 impl Augmentation {
-    /// Parses `none`, `random-resized-crop` (or `rrc`), `pad-crop` / `pad-crop:<padding>`.
+    /// Parses one of [`VARIANTS`](Self::VARIANTS) (exactly; a thin wrapper over `FromStr` that
+    /// returns [`DataError::InvalidSetting`] for `augmentation`).
     pub fn parse(text: &str) -> Result<Self> {
-        let t = text.trim().to_ascii_lowercase().replace('_', "-");
-        match t.as_str() {
-            "none" => Ok(Augmentation::None),
-            "random-resized-crop" | "rrc" | "random-resized-crop-flip" => {
-                Ok(Augmentation::RandomResizedCropFlip)
-            }
-            "pad-crop" | "pad-crop-flip" => Ok(Augmentation::PadCropFlip { padding: 4 }),
-            _ => {
-                if let Some(p) = t
-                    .strip_prefix("pad-crop:")
-                    .or_else(|| t.strip_prefix("pad-crop-flip:"))
-                    && let Ok(padding) = p.parse()
-                {
-                    return Ok(Augmentation::PadCropFlip { padding });
-                }
-                Err(DataError::setting(
-                    "augmentation",
-                    format!(
-                        "unknown value `{text}`; use none, random-resized-crop, pad-crop or \
-                         pad-crop:<pixels>"
-                    ),
-                ))
-            }
-        }
+        text.parse().map_err(|e: crate::spelling::UnknownSpelling| DataError::setting("augmentation", e.to_string()))
     }
 }
 
@@ -84,10 +73,7 @@ pub struct RandomResizedCrop {
 
 impl Default for RandomResizedCrop {
     fn default() -> Self {
-        RandomResizedCrop {
-            scale: (0.08, 1.0),
-            ratio: (3.0 / 4.0, 4.0 / 3.0),
-        }
+        RandomResizedCrop { scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) }
     }
 }
 
@@ -108,38 +94,19 @@ impl RandomResizedCrop {
                 let (w, h) = (w as u32, h as u32);
                 let top = rng.random_range(0..=height - h);
                 let left = rng.random_range(0..=width - w);
-                return CropBox {
-                    left,
-                    top,
-                    width: w,
-                    height: h,
-                };
+                return CropBox { left, top, width: w, height: h };
             }
         }
         let in_ratio = w_img / h_img;
-        let (min_r, max_r) = (
-            self.ratio.0.min(self.ratio.1),
-            self.ratio.0.max(self.ratio.1),
-        );
+        let (min_r, max_r) = (self.ratio.0.min(self.ratio.1), self.ratio.0.max(self.ratio.1));
         let (w, h) = if in_ratio < min_r {
-            (
-                width,
-                ((w_img / min_r).round_ties_even() as u32).clamp(1, height),
-            )
+            (width, ((w_img / min_r).round_ties_even() as u32).clamp(1, height))
         } else if in_ratio > max_r {
-            (
-                ((h_img * max_r).round_ties_even() as u32).clamp(1, width),
-                height,
-            )
+            (((h_img * max_r).round_ties_even() as u32).clamp(1, width), height)
         } else {
             (width, height)
         };
-        CropBox {
-            left: (width - w) / 2,
-            top: (height - h) / 2,
-            width: w,
-            height: h,
-        }
+        CropBox { left: (width - w) / 2, top: (height - h) / 2, width: w, height: h }
     }
 
     /// Crops with [`params`](Self::params) and resizes the crop to `size` with `resample`.
@@ -158,22 +125,14 @@ impl RandomResizedCrop {
 
 /// Uniform in `[lo, hi)` (or `lo` when the range is empty), like `torch.empty(1).uniform_`.
 fn uniform<R: Rng + ?Sized>(rng: &mut R, lo: f64, hi: f64) -> f64 {
-    if hi > lo {
-        rng.random_range(lo..hi)
-    } else {
-        lo
-    }
+    if hi > lo { rng.random_range(lo..hi) } else { lo }
 }
 
 fn check_not_empty(image: &RgbImage) -> Result<()> {
     if image.width() == 0 || image.height() == 0 {
         return Err(DataError::setting(
             "image",
-            format!(
-                "cannot augment a {}x{} image",
-                image.width(),
-                image.height()
-            ),
+            format!("cannot augment a {}x{} image", image.width(), image.height()),
         ));
     }
     Ok(())
@@ -188,12 +147,7 @@ pub fn random_hflip<R: Rng + ?Sized>(image: &mut RgbImage, p: f64, rng: &mut R) 
 
 /// torchvision `RandomCrop(size, padding)` with zero fill: pads each side by `padding`, then
 /// takes a `size` crop at a uniformly random position.
-pub fn pad_random_crop<R: Rng + ?Sized>(
-    image: &RgbImage,
-    size: ImageSize,
-    padding: u32,
-    rng: &mut R,
-) -> RgbImage {
+pub fn pad_random_crop<R: Rng + ?Sized>(image: &RgbImage, size: ImageSize, padding: u32, rng: &mut R) -> RgbImage {
     let padded_w = image.width() + 2 * padding;
     let padded_h = image.height() + 2 * padding;
     // A padded image smaller than the crop is padded further (as `pad_if_needed`), centred.
@@ -252,11 +206,7 @@ pub fn center_crop(image: &RgbImage, size: ImageSize) -> RgbImage {
 
 /// torchvision `Resize(shortest_edge)`: the shorter side becomes `shortest_edge`, the longer one
 /// `int(shortest_edge * long / short)`.
-pub fn resize_shortest_edge(
-    image: &RgbImage,
-    shortest_edge: u32,
-    resample: Resample,
-) -> Result<RgbImage> {
+pub fn resize_shortest_edge(image: &RgbImage, shortest_edge: u32, resample: Resample) -> Result<RgbImage> {
     check_not_empty(image)?;
     let (w, h) = (image.width() as u64, image.height() as u64);
     let (nw, nh) = if w <= h {
@@ -264,10 +214,7 @@ pub fn resize_shortest_edge(
     } else {
         (shortest_edge as u64 * w / h, shortest_edge as u64)
     };
-    let (nw, nh) = (
-        nw.clamp(1, u32::MAX as u64) as u32,
-        nh.clamp(1, u32::MAX as u64) as u32,
-    );
+    let (nw, nh) = (nw.clamp(1, u32::MAX as u64) as u32, nh.clamp(1, u32::MAX as u64) as u32);
     resize_rgb(image, None, nw, nh, resample)
 }
 
@@ -295,20 +242,12 @@ pub enum TransformKind {
 impl Transform {
     /// A training transform.
     pub fn train(size: ImageSize, resample: Resample, augmentation: Augmentation) -> Self {
-        Transform {
-            size,
-            resample,
-            kind: TransformKind::Train(augmentation),
-        }
+        Transform { size, resample, kind: TransformKind::Train(augmentation) }
     }
 
     /// An evaluation transform.
     pub fn eval(size: ImageSize, resample: Resample, resize: EvalResize) -> Self {
-        Transform {
-            size,
-            resample,
-            kind: TransformKind::Eval(resize),
-        }
+        Transform { size, resample, kind: TransformKind::Eval(resize) }
     }
 
     /// A training transform to `processor`'s size with its resample filter.
@@ -324,46 +263,32 @@ impl Transform {
 
     /// Whether the output depends on the random generator.
     pub fn is_random(&self) -> bool {
-        matches!(
-            self.kind,
-            TransformKind::Train(
-                Augmentation::RandomResizedCropFlip | Augmentation::PadCropFlip { .. }
-            )
-        )
+        matches!(self.kind, TransformKind::Train(Augmentation::RandomResizedCropFlip | Augmentation::PadCropFlip))
     }
 
     /// Applies the transform; the result is `size`.
     pub fn apply<R: Rng + ?Sized>(&self, image: &RgbImage, rng: &mut R) -> Result<RgbImage> {
         check_not_empty(image)?;
-        let exact = |img: &RgbImage| {
-            resize_rgb(img, None, self.size.width, self.size.height, self.resample)
-        };
+        let exact = |img: &RgbImage| resize_rgb(img, None, self.size.width, self.size.height, self.resample);
         match self.kind {
-            TransformKind::Eval(EvalResize::Exact) | TransformKind::Train(Augmentation::None) => {
-                exact(image)
-            }
+            TransformKind::Eval(EvalResize::Exact) | TransformKind::Train(Augmentation::None) => exact(image),
             TransformKind::Eval(EvalResize::ShortestEdgeCenterCrop { shortest_edge }) => {
-                Ok(center_crop(
-                    &resize_shortest_edge(image, shortest_edge, self.resample)?,
-                    self.size,
-                ))
+                Ok(center_crop(&resize_shortest_edge(image, shortest_edge, self.resample)?, self.size))
             }
             TransformKind::Train(Augmentation::RandomResizedCropFlip) => {
-                let mut out =
-                    RandomResizedCrop::default().apply(image, self.size, self.resample, rng)?;
+                let mut out = RandomResizedCrop::default().apply(image, self.size, self.resample, rng)?;
                 random_hflip(&mut out, 0.5, rng);
                 Ok(out)
             }
-            TransformKind::Train(Augmentation::PadCropFlip { padding }) => {
+            TransformKind::Train(Augmentation::PadCropFlip) => {
                 let resized;
-                let base = if image.width() == self.size.width && image.height() == self.size.height
-                {
+                let base = if image.width() == self.size.width && image.height() == self.size.height {
                     image
                 } else {
                     resized = exact(image)?;
                     &resized
                 };
-                let mut out = pad_random_crop(base, self.size, padding, rng);
+                let mut out = pad_random_crop(base, self.size, PAD_CROP_PADDING, rng);
                 random_hflip(&mut out, 0.5, rng);
                 Ok(out)
             }

@@ -43,17 +43,11 @@ impl HostBatch {
     /// Copies the batch to `device`.
     pub fn to_device(self, device: &Device) -> ImageBatch {
         let batch = self.shape[0];
-        let pixel_values =
-            Tensor::<4>::from_data(TensorData::new(self.pixel_values, self.shape), device);
+        let pixel_values = Tensor::<4>::from_data(TensorData::new(self.pixel_values, self.shape), device);
         let labels = Tensor::<1, Int>::from_data(TensorData::new(self.labels, [batch]), device);
-        let bool_masked_pos = self.masks.map(|m| {
-            Tensor::<2, Bool>::from_data(TensorData::new(m, [batch, self.num_patches]), device)
-        });
-        ImageBatch {
-            pixel_values,
-            labels,
-            bool_masked_pos,
-        }
+        let bool_masked_pos =
+            self.masks.map(|m| Tensor::<2, Bool>::from_data(TensorData::new(m, [batch, self.num_patches]), device));
+        ImageBatch { pixel_values, labels, bool_masked_pos }
     }
 }
 
@@ -75,12 +69,7 @@ impl ImageBatcher {
         if transform.size.width == 0 || transform.size.height == 0 {
             return Err(DataError::setting("image_size", "must be positive"));
         }
-        Ok(ImageBatcher {
-            transform,
-            normalizer: processor.normalizer()?,
-            masks: None,
-            seed,
-        })
+        Ok(ImageBatcher { transform, normalizer: processor.normalizer()?, masks: None, seed })
     }
 
     /// Also makes a SimMIM mask per sample; its input size must be the transform's (square)
@@ -123,28 +112,20 @@ impl ImageBatcher {
         let per_image = channels * size.width as usize * size.height as usize;
         let mut pixel_values = vec![0f32; items.len() * per_image];
         if per_image > 0 {
-            pixel_values
-                .par_chunks_mut(per_image)
-                .zip(items.par_iter())
-                .for_each(|(out, sample)| match self.augment(sample) {
+            pixel_values.par_chunks_mut(per_image).zip(items.par_iter()).for_each(|(out, sample)| {
+                match self.augment(sample) {
                     Ok(img) => self.normalizer.apply(&img, out),
                     Err(e) => eprintln!("warning: sample {} replaced by zeros: {e}", sample.index),
-                });
+                }
+            });
         }
-        let masks = self.masks.as_ref().map(|m| {
-            items
-                .iter()
-                .flat_map(|s| m.generate(self.seed, s.epoch, s.index))
-                .collect::<Vec<bool>>()
-        });
+        let masks = self
+            .masks
+            .as_ref()
+            .map(|m| items.iter().flat_map(|s| m.generate(self.seed, s.epoch, s.index)).collect::<Vec<bool>>());
         HostBatch {
             pixel_values,
-            shape: [
-                items.len(),
-                channels,
-                size.height as usize,
-                size.width as usize,
-            ],
+            shape: [items.len(), channels, size.height as usize, size.width as usize],
             labels: items.iter().map(|s| s.label as i64).collect(),
             masks,
             num_patches: self.masks.as_ref().map_or(0, |m| m.num_patches()),

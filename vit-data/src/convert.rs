@@ -38,24 +38,12 @@ mod tests {
     #[test]
     fn conversions_drop_alpha_and_scale_16_bit() {
         let rgba = ImageBuffer::from_pixel(2, 2, Rgba([10u8, 20, 30, 0]));
-        assert_eq!(
-            to_rgb8(DynamicImage::ImageRgba8(rgba)).get_pixel(1, 1).0,
-            [10, 20, 30]
-        );
+        assert_eq!(to_rgb8(DynamicImage::ImageRgba8(rgba)).get_pixel(1, 1).0, [10, 20, 30]);
         let la = ImageBuffer::from_pixel(1, 1, LumaA([7u8, 99]));
-        assert_eq!(
-            to_rgb8(DynamicImage::ImageLumaA8(la)).get_pixel(0, 0).0,
-            [7, 7, 7]
-        );
+        assert_eq!(to_rgb8(DynamicImage::ImageLumaA8(la)).get_pixel(0, 0).0, [7, 7, 7]);
         let l16 = ImageBuffer::from_pixel(1, 1, Luma([65535u16]));
-        assert_eq!(
-            to_rgb8(DynamicImage::ImageLuma16(l16)).get_pixel(0, 0).0,
-            [255, 255, 255]
-        );
+        assert_eq!(to_rgb8(DynamicImage::ImageLuma16(l16)).get_pixel(0, 0).0, [255, 255, 255]);
         let l16 = ImageBuffer::from_pixel(1, 1, Luma([257u16 * 100]));
-        assert_eq!(
-            to_rgb8(DynamicImage::ImageLuma16(l16)).get_pixel(0, 0).0,
-            [100, 100, 100]
-        );
+        assert_eq!(to_rgb8(DynamicImage::ImageLuma16(l16)).get_pixel(0, 0).0, [100, 100, 100]);
     }
 }

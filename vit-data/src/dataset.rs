@@ -49,10 +49,7 @@ pub struct ImageSample {
 impl fmt::Debug for ImageSample {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ImageSample")
-            .field(
-                "image",
-                &format_args!("{}x{} RGB", self.image.width(), self.image.height()),
-            )
+            .field("image", &format_args!("{}x{} RGB", self.image.width(), self.image.height()))
             .field("label", &self.label)
             .field("index", &self.index)
             .field("epoch", &self.epoch)
@@ -109,10 +106,7 @@ impl ImageDataset {
         if let Some(&bad) = indices.iter().find(|&&i| i >= source.len()) {
             return Err(DataError::setting(
                 "indices",
-                format!(
-                    "index {bad} is out of range for a source of {} images",
-                    source.len()
-                ),
+                format!("index {bad} is out of range for a source of {} images", source.len()),
             ));
         }
         Ok(Self::from_indices(source, indices))
@@ -120,23 +114,14 @@ impl ImageDataset {
 
     fn from_indices(source: Arc<dyn ImageSource>, indices: Vec<usize>) -> Self {
         let visits = (0..indices.len()).map(|_| AtomicU64::new(0)).collect();
-        ImageDataset {
-            source,
-            indices: indices.into(),
-            visits,
-            start_epoch: 0,
-        }
+        ImageDataset { source, indices: indices.into(), visits, start_epoch: 0 }
     }
 
     /// Counts epochs from `epoch` (to resume a run with the augmentations it would have had);
     /// the visit counters restart at zero.
     pub fn with_start_epoch(self, epoch: u64) -> Self {
         let visits = (0..self.indices.len()).map(|_| AtomicU64::new(0)).collect();
-        ImageDataset {
-            visits,
-            start_epoch: epoch,
-            ..self
-        }
+        ImageDataset { visits, start_epoch: epoch, ..self }
     }
 
     /// Splits into `(train, validation)` with `validation_share` of the images in validation
@@ -194,10 +179,7 @@ impl ImageDataset {
                 ),
             ));
         }
-        Ok((
-            Self::from_indices(self.source.clone(), train),
-            Self::from_indices(self.source.clone(), valid),
-        ))
+        Ok((Self::from_indices(self.source.clone(), train), Self::from_indices(self.source.clone(), valid)))
     }
 
     /// Class names by id (the model's `id2label`).
@@ -226,30 +208,17 @@ impl ImageDataset {
         let index = *self.indices.get(position).ok_or_else(|| {
             DataError::setting(
                 "index",
-                format!(
-                    "sample {position} is out of range for a dataset of {} samples",
-                    self.indices.len()
-                ),
+                format!("sample {position} is out of range for a dataset of {} samples", self.indices.len()),
             )
         })?;
-        Ok(ImageSample {
-            image: self.source.load(index)?,
-            label: self.source.label(index),
-            index: index as u64,
-            epoch,
-        })
+        Ok(ImageSample { image: self.source.load(index)?, label: self.source.label(index), index: index as u64, epoch })
     }
 }
 
 impl Dataset<ImageSample> for ImageDataset {
     fn get(&self, index: usize) -> Result<ImageSample, DatasetError> {
-        let visit = self
-            .visits
-            .get(index)
-            .map(|v| v.fetch_add(1, Ordering::Relaxed))
-            .unwrap_or(0);
-        self.sample(index, self.start_epoch + visit)
-            .map_err(DatasetError::new)
+        let visit = self.visits.get(index).map(|v| v.fetch_add(1, Ordering::Relaxed)).unwrap_or(0);
+        self.sample(index, self.start_epoch + visit).map_err(DatasetError::new)
     }
 
     fn len(&self) -> usize {

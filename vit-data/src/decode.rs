@@ -34,11 +34,7 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits {
-            max_width: 16384,
-            max_height: 16384,
-            max_alloc: 1 << 30,
-        }
+        DecodeLimits { max_width: 16384, max_height: 16384, max_alloc: 1 << 30 }
     }
 }
 
@@ -54,16 +50,11 @@ impl DecodeLimits {
     fn error(&self, path: &Path, err: ImageError) -> DataError {
         match err {
             ImageError::Limits(ref e)
-                if matches!(
-                    e.kind(),
-                    LimitErrorKind::DimensionError | LimitErrorKind::InsufficientMemory
-                ) =>
+                if matches!(e.kind(), LimitErrorKind::DimensionError | LimitErrorKind::InsufficientMemory) =>
             {
                 // The header alone is safe to read without limits: report what it claims.
-                let claimed = ImageReader::open(path)
-                    .ok()
-                    .and_then(|r| r.with_guessed_format().ok())
-                    .and_then(|mut r| {
+                let claimed =
+                    ImageReader::open(path).ok().and_then(|r| r.with_guessed_format().ok()).and_then(|mut r| {
                         r.no_limits();
                         r.into_dimensions().ok()
                     });
@@ -86,21 +77,14 @@ impl DecodeLimits {
                 path: path.to_path_buf(),
                 reason: format!("the file ends too early (truncated?): {e}"),
             },
-            other => DataError::Decode {
-                path: path.to_path_buf(),
-                reason: other.to_string(),
-            },
+            other => DataError::Decode { path: path.to_path_buf(), reason: other.to_string() },
         }
     }
 
     fn reader(&self, path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
-        let meta =
-            std::fs::metadata(path).map_err(|e| DataError::io("cannot read image", path, e))?;
+        let meta = std::fs::metadata(path).map_err(|e| DataError::io("cannot read image", path, e))?;
         if meta.len() == 0 {
-            return Err(DataError::Decode {
-                path: path.to_path_buf(),
-                reason: "the file is empty (0 bytes)".into(),
-            });
+            return Err(DataError::Decode { path: path.to_path_buf(), reason: "the file is empty (0 bytes)".into() });
         }
         let mut reader = ImageReader::open(path)
             .map_err(|e| DataError::io("cannot open image", path, e))?
@@ -113,25 +97,16 @@ impl DecodeLimits {
     /// Reads only the header of the image at `path`: its `(width, height)`, checked against the
     /// limits. Catches empty files, non-images and oversized images without decoding.
     pub fn dimensions(&self, path: &Path) -> Result<(u32, u32)> {
-        let (w, h) = self
-            .reader(path)?
-            .into_dimensions()
-            .map_err(|e| self.error(path, e))?;
+        let (w, h) = self.reader(path)?.into_dimensions().map_err(|e| self.error(path, e))?;
         if w == 0 || h == 0 {
-            return Err(DataError::Decode {
-                path: path.to_path_buf(),
-                reason: format!("the image is {w}x{h}"),
-            });
+            return Err(DataError::Decode { path: path.to_path_buf(), reason: format!("the image is {w}x{h}") });
         }
         Ok((w, h))
     }
 
     /// Decodes the image at `path` (the first frame of an animation) within the limits.
     pub fn decode(&self, path: &Path) -> Result<DynamicImage> {
-        let image = self
-            .reader(path)?
-            .decode()
-            .map_err(|e| self.error(path, e))?;
+        let image = self.reader(path)?.decode().map_err(|e| self.error(path, e))?;
         if image.width() == 0 || image.height() == 0 {
             return Err(DataError::Decode {
                 path: path.to_path_buf(),

@@ -10,35 +10,19 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
 
-use crate::cifar::{CifarKind, CifarSplit};
+pub use crate::cifar::kind::{CIFAR10_MD5, CIFAR10_URL, CIFAR100_MD5, CIFAR100_URL};
+use crate::cifar::kind::{CifarKind, CifarSplit};
 use crate::error::{DataError, Result};
-
-/// Official CIFAR-10 binary archive.
-pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
-/// MD5 of [`CIFAR10_URL`].
-pub const CIFAR10_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
-/// Official CIFAR-100 binary archive.
-pub const CIFAR100_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz";
-/// MD5 of [`CIFAR100_URL`].
-pub const CIFAR100_MD5: &str = "03b5dce01913d631647c71ecec9e9cb8";
 
 /// Downloads the `.tar.gz` archive at `url`, checks its MD5 (hex, when given) and extracts it
 /// as `dest`: if the archive holds a single top-level folder, that folder becomes `dest`,
 /// otherwise everything in it does. `dest` must not exist yet. Everything happens in a
 /// temporary folder in `dest`'s parent that is removed on failure.
-pub fn download_archive(
-    url: &str,
-    md5: Option<&str>,
-    dest: &Path,
-    show_progress: bool,
-) -> Result<PathBuf> {
+pub fn download_archive(url: &str, md5: Option<&str>, dest: &Path, show_progress: bool) -> Result<PathBuf> {
     if dest.exists() {
         return Err(DataError::Download {
             url: url.into(),
-            message: format!(
-                "`{}` already exists; delete it to download again",
-                dest.display()
-            ),
+            message: format!("`{}` already exists; delete it to download again", dest.display()),
         });
     }
     let parent = match dest.parent() {
@@ -56,18 +40,15 @@ pub fn download_archive(
     if let Some(expected) = md5
         && !actual.eq_ignore_ascii_case(expected.trim())
     {
-        return Err(DataError::Checksum {
-            url: url.into(),
-            expected: expected.trim().into(),
-            actual,
-        });
+        return Err(DataError::Checksum { url: url.into(), expected: expected.trim().into(), actual });
     }
 
     let extracted = tmp.path().join("extracted");
     extract_tar_gz(&archive, &extracted, url)?;
     let content = single_folder(&extracted)?.unwrap_or(extracted);
-    std::fs::rename(&content, dest)
-        .map_err(|e| DataError::io("cannot move the extracted archive to", dest, e))?;
+    std::fs::rename(&content, dest).map_err(|e| DataError::io("cannot move the extracted archive to", dest, e))?;
+    // Make the rename durable: a crash now leaves `dest` complete, not missing.
+    vit_io::sync_dir(&parent);
     Ok(dest.to_path_buf())
 }
 
@@ -98,10 +79,9 @@ pub fn download_cifar(
         )
     };
     let folder = download_archive(url, md5, &dest, show_progress).map_err(|e| match e {
-        DataError::Download { url, message } => DataError::Download {
-            url,
-            message: format!("{message}; {}", manual()),
-        },
+        DataError::Download { url, message } => {
+            DataError::Download { url, message: format!("{message}; {}", manual()) }
+        }
         other => other,
     })?;
     kind.locate(&folder).map_err(|_| DataError::Archive {
@@ -116,10 +96,7 @@ pub fn download_cifar(
 
 /// Streams `url` into `path`, returning the MD5 (hex) of the bytes.
 fn fetch_to_file(url: &str, path: &Path, show_progress: bool) -> Result<String> {
-    let fail = |message: String| DataError::Download {
-        url: url.into(),
-        message,
-    };
+    let fail = |message: String| DataError::Download { url: url.into(), message };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_per_read(Some(Duration::from_secs(60)))
@@ -130,14 +107,8 @@ fn fetch_to_file(url: &str, path: &Path, show_progress: bool) -> Result<String> 
     let total = body.content_length();
     let mut reader = body.into_reader();
 
-    let bar = if show_progress {
-        ProgressBar::new(total.unwrap_or(0))
-    } else {
-        ProgressBar::hidden()
-    };
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-    ) {
+    let bar = if show_progress { ProgressBar::new(total.unwrap_or(0)) } else { ProgressBar::hidden() };
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})") {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(url.rsplit('/').next().unwrap_or(url).to_string());
@@ -148,20 +119,16 @@ fn fetch_to_file(url: &str, path: &Path, show_progress: bool) -> Result<String> 
     let mut buf = vec![0u8; 1 << 16];
     let mut received = 0u64;
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| fail(format!("interrupted after {received} bytes: {e}")))?;
+        let n = reader.read(&mut buf).map_err(|e| fail(format!("interrupted after {received} bytes: {e}")))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| DataError::io("cannot write", path, e))?;
+        out.write_all(&buf[..n]).map_err(|e| DataError::io("cannot write", path, e))?;
         received += n as u64;
         bar.set_position(received);
     }
-    out.flush()
-        .map_err(|e| DataError::io("cannot write", path, e))?;
+    out.flush().map_err(|e| DataError::io("cannot write", path, e))?;
     bar.finish_and_clear();
     if let Some(total) = total
         && received != total
@@ -185,11 +152,7 @@ fn extract_tar_gz(archive: &Path, into: &Path, url: &str) -> Result<()> {
 fn single_folder(dir: &Path) -> Result<Option<PathBuf>> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| DataError::io("cannot list", dir, e))? {
-        entries.push(
-            entry
-                .map_err(|e| DataError::io("cannot list", dir, e))?
-                .path(),
-        );
+        entries.push(entry.map_err(|e| DataError::io("cannot list", dir, e))?.path());
     }
     Ok(match entries.as_slice() {
         [only] if only.is_dir() => Some(only.clone()),

@@ -163,19 +163,12 @@ pub enum DataError {
 impl DataError {
     /// An I/O error on `path` while doing `action`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        DataError::Io { action, path: path.into(), source }
     }
 
     /// An invalid setting `name` with an explanation.
     pub fn setting(name: impl Into<String>, message: impl Into<String>) -> Self {
-        DataError::InvalidSetting {
-            name: name.into(),
-            message: message.into(),
-        }
+        DataError::InvalidSetting { name: name.into(), message: message.into() }
     }
 }
 

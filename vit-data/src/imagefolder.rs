@@ -31,12 +31,7 @@ pub struct ImageFolderOptions {
 
 impl Default for ImageFolderOptions {
     fn default() -> Self {
-        ImageFolderOptions {
-            skip_corrupt: false,
-            verify: false,
-            cache_bytes: 2 << 30,
-            limits: DecodeLimits::default(),
-        }
+        ImageFolderOptions { skip_corrupt: false, verify: false, cache_bytes: 2 << 30, limits: DecodeLimits::default() }
     }
 }
 
@@ -86,19 +81,11 @@ impl ImageFolder {
     /// Like [`open`](Self::open) but with the class list fixed to `classes` (for a validation
     /// folder, so its ids match the training folder's): every sub-folder must be one of them;
     /// classes without a folder simply have no images here.
-    pub fn open_with_classes(
-        root: &Path,
-        classes: &[String],
-        options: &ImageFolderOptions,
-    ) -> Result<Self> {
+    pub fn open_with_classes(root: &Path, classes: &[String], options: &ImageFolderOptions) -> Result<Self> {
         Self::open_inner(root, Some(classes), options)
     }
 
-    fn open_inner(
-        root: &Path,
-        fixed: Option<&[String]>,
-        options: &ImageFolderOptions,
-    ) -> Result<Self> {
+    fn open_inner(root: &Path, fixed: Option<&[String]>, options: &ImageFolderOptions) -> Result<Self> {
         let class_dirs = class_folders(root)?;
         let classes: Vec<String> = match fixed {
             Some(fixed) => {
@@ -135,8 +122,7 @@ impl ImageFolder {
 
         // Pass 1: headers (cheap), in parallel.
         let limits = options.limits;
-        let headers: Vec<Result<(u32, u32)>> =
-            files.par_iter().map(|p| limits.dimensions(p)).collect();
+        let headers: Vec<Result<(u32, u32)>> = files.par_iter().map(|p| limits.dimensions(p)).collect();
         // Decide what to cache, in file order.
         let mut budget = options.cache_bytes;
         let plan: Vec<bool> = headers
@@ -187,10 +173,7 @@ impl ImageFolder {
                 }
                 Err(err) if options.skip_corrupt => {
                     eprintln!("warning: skipping unreadable image: {err}");
-                    skipped.push(SkippedImage {
-                        path,
-                        reason: err.to_string(),
-                    });
+                    skipped.push(SkippedImage { path, reason: err.to_string() });
                 }
                 Err(err) => return Err(err),
             }
@@ -202,11 +185,7 @@ impl ImageFolder {
             }
         }
         if !skipped.is_empty() {
-            eprintln!(
-                "warning: skipped {} unreadable image(s) under `{}`",
-                skipped.len(),
-                root.display()
-            );
+            eprintln!("warning: skipped {} unreadable image(s) under `{}`", skipped.len(), root.display());
         }
         Ok(ImageFolder {
             root: root.to_path_buf(),
@@ -265,13 +244,7 @@ impl ImageSource for ImageFolder {
             return Ok(img.clone());
         }
         let path = self.files.get(index).ok_or_else(|| {
-            DataError::setting(
-                "index",
-                format!(
-                    "image {index} is out of range ({} images)",
-                    self.files.len()
-                ),
-            )
+            DataError::setting("index", format!("image {index} is out of range ({} images)", self.files.len()))
         })?;
         self.limits.decode_rgb(path).map(Arc::new)
     }
@@ -292,9 +265,7 @@ fn empty_class(dir: &Path, name: &str) -> DataError {
 }
 
 fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -382,8 +353,6 @@ pub fn open_image_folders(
             let valid = ImageFolder::open_with_classes(valid_root, &train.classes, options)?;
             Ok((train.into_dataset(), valid.into_dataset()))
         }
-        None => train
-            .into_dataset()
-            .split(validation_share, split_seed, mode),
+        None => train.into_dataset().split(validation_share, split_seed, mode),
     }
 }

@@ -18,10 +18,11 @@ pub mod mask;
 pub mod processor;
 pub mod resize;
 pub mod rng;
+pub mod spelling;
 
-pub use augment::{Augmentation, EvalResize, RandomResizedCrop, Transform, TransformKind};
+pub use augment::{Augmentation, EvalResize, PAD_CROP_PADDING, RandomResizedCrop, Transform, TransformKind};
 pub use batcher::{HostBatch, ImageBatch, ImageBatcher};
-pub use cifar::{Cifar, CifarKind, CifarSplit, load_cifar};
+pub use cifar::{CIFAR_IMAGE_BYTES, Cifar, CifarKind, CifarSplit, load_cifar};
 pub use dataset::{DEFAULT_VALIDATION_SHARE, ImageDataset, ImageSample, ImageSource, SplitMode};
 pub use decode::DecodeLimits;
 pub use download::{download_archive, download_cifar};
@@ -29,7 +30,9 @@ pub use error::{DataError, Result};
 pub use imagefolder::{ImageFolder, ImageFolderOptions, SkippedImage, open_image_folders};
 pub use mask::MaskGenerator;
 pub use processor::{
-    IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD,
-    ImageProcessor, ImageSize, Normalizer, PREPROCESSOR_CONFIG,
+    IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, ImageProcessor,
+    ImageSize, Normalization, Normalizer, PREPROCESSOR_CONFIG,
 };
 pub use resize::{CropBox, Resample, resize_rgb};
+pub use rng::SplitMix64;
+pub use spelling::UnknownSpelling;

@@ -24,17 +24,10 @@ impl MaskGenerator {
     /// Checks the sizes (`input_size` divisible by `mask_patch_size`, which is divisible by
     /// `model_patch_size`) and that the ratio masks at least one cell but not all of them.
     /// `run_mim.py` defaults: 192, 32, 4 (the model's patch size), 0.6.
-    pub fn new(
-        input_size: u32,
-        mask_patch_size: u32,
-        model_patch_size: u32,
-        mask_ratio: f64,
-    ) -> Result<Self> {
-        for (name, v) in [
-            ("image_size", input_size),
-            ("mask_patch_size", mask_patch_size),
-            ("patch_size", model_patch_size),
-        ] {
+    pub fn new(input_size: u32, mask_patch_size: u32, model_patch_size: u32, mask_ratio: f64) -> Result<Self> {
+        for (name, v) in
+            [("image_size", input_size), ("mask_patch_size", mask_patch_size), ("patch_size", model_patch_size)]
+        {
             if v == 0 {
                 return Err(DataError::setting(name, "must be positive"));
             }
@@ -111,12 +104,7 @@ impl MaskGenerator {
 
     /// The settings: `(input_size, mask_patch_size, model_patch_size, mask_ratio)`.
     pub fn settings(&self) -> (u32, u32, u32, f64) {
-        (
-            self.input_size,
-            self.mask_patch_size,
-            self.model_patch_size,
-            self.mask_ratio,
-        )
+        (self.input_size, self.mask_patch_size, self.model_patch_size, self.mask_ratio)
     }
 
     /// The mask of sample `index` in `epoch` for run `seed` (true = masked), row-major over the

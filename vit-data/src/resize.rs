@@ -11,9 +11,11 @@
 use image::RgbImage;
 
 use crate::error::{DataError, Result};
+use crate::spelling::spelled_enum;
 
 /// Resampling filter, with Pillow's integer codes as used by `preprocessor_config.json`'s
-/// `resample` field.
+/// `resample` field, and Pillow's names in lower case (`nearest`, `lanczos`, `bilinear`,
+/// `bicubic`, `box`, `hamming`: [`Resample::VARIANTS`]) in settings files and on the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Resample {
     /// `0`: nearest neighbour.
@@ -30,6 +32,15 @@ pub enum Resample {
     /// `5`: Hamming.
     Hamming,
 }
+
+spelled_enum!(Resample, "resample filter", [
+    Nearest => "nearest",
+    Lanczos => "lanczos",
+    Bilinear => "bilinear",
+    Bicubic => "bicubic",
+    Box => "box",
+    Hamming => "hamming",
+]);
 
 impl Resample {
     /// The filter with Pillow's integer code `code` (`PIL.Image.Resampling`), if there is one.
@@ -55,23 +66,6 @@ impl Resample {
             Resample::Box => 4,
             Resample::Hamming => 5,
         }
-    }
-
-    /// Parses a filter name (`nearest`, `bilinear`, `bicubic`, `lanczos`, `box`, `hamming`) or a
-    /// Pillow code (`"2"`).
-    pub fn parse(text: &str) -> Option<Self> {
-        if let Ok(code) = text.trim().parse::<i64>() {
-            return Self::from_pil(code);
-        }
-        Some(match text.trim().to_ascii_lowercase().as_str() {
-            "nearest" => Resample::Nearest,
-            "lanczos" => Resample::Lanczos,
-            "bilinear" => Resample::Bilinear,
-            "bicubic" => Resample::Bicubic,
-            "box" => Resample::Box,
-            "hamming" => Resample::Hamming,
-            _ => return None,
-        })
     }
 
     /// Kernel support (radius) at scale 1.
@@ -186,11 +180,7 @@ fn coeffs(in_size: usize, out_size: usize, filter: Resample) -> Coeffs {
         for (x, w) in weights.iter().enumerate().take(n) {
             let v = if ww != 0.0 { w / ww } else { *w };
             let fixed = v * (1u32 << PRECISION_BITS) as f64;
-            kk[xx * ksize + x] = if v < 0.0 {
-                (fixed - 0.5) as i32
-            } else {
-                (fixed + 0.5) as i32
-            };
+            kk[xx * ksize + x] = if v < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
         }
         bounds.push((xmin as usize, n));
     }
@@ -205,13 +195,7 @@ fn clip8(v: i32) -> u8 {
 const HALF: i32 = 1 << (PRECISION_BITS - 1);
 
 /// Horizontal pass over `rows` of `src` (row stride `stride` pixels, first column `left`).
-fn horizontal(
-    src: &[u8],
-    stride: usize,
-    left: usize,
-    rows: std::ops::Range<usize>,
-    c: &Coeffs,
-) -> Vec<u8> {
+fn horizontal(src: &[u8], stride: usize, left: usize, rows: std::ops::Range<usize>, c: &Coeffs) -> Vec<u8> {
     let out_w = c.bounds.len();
     let mut out = vec![0u8; rows.len() * out_w * 3];
     for (dst_row, y) in out.chunks_exact_mut(out_w * 3).zip(rows) {
@@ -236,14 +220,7 @@ fn horizontal(
 
 /// Vertical pass: output row `yy` mixes source rows `top + bounds[yy].0 ..`, columns
 /// `left .. left + width`.
-fn vertical(
-    src: &[u8],
-    stride: usize,
-    left: usize,
-    top: usize,
-    width: usize,
-    c: &Coeffs,
-) -> Vec<u8> {
+fn vertical(src: &[u8], stride: usize, left: usize, top: usize, width: usize, c: &Coeffs) -> Vec<u8> {
     let out_h = c.bounds.len();
     let mut out = vec![0u8; out_h * width * 3];
     let mut acc = vec![0i32; width * 3];
@@ -297,12 +274,7 @@ pub fn resize_rgb(
     if src.width() == 0 || src.height() == 0 || width == 0 || height == 0 {
         return Err(fail("sizes must be positive".into()));
     }
-    let crop = crop.unwrap_or(CropBox {
-        left: 0,
-        top: 0,
-        width: src.width(),
-        height: src.height(),
-    });
+    let crop = crop.unwrap_or(CropBox { left: 0, top: 0, width: src.width(), height: src.height() });
     if crop.width == 0
         || crop.height == 0
         || crop.left as u64 + crop.width as u64 > src.width() as u64
@@ -334,15 +306,11 @@ pub fn resize_rgb(
             (false, false) => {
                 let mut out = Vec::with_capacity(cw * ch * 3);
                 for y in top..top + ch {
-                    out.extend_from_slice(
-                        &raw[(y * stride + left) * 3..(y * stride + left + cw) * 3],
-                    );
+                    out.extend_from_slice(&raw[(y * stride + left) * 3..(y * stride + left + cw) * 3]);
                 }
                 out
             }
-            (true, false) => {
-                horizontal(raw, stride, left, top..top + ch, &coeffs(cw, ow, resample))
-            }
+            (true, false) => horizontal(raw, stride, left, top..top + ch, &coeffs(cw, ow, resample)),
             (false, true) => vertical(raw, stride, left, top, cw, &coeffs(ch, oh, resample)),
             (true, true) => {
                 let hc = coeffs(cw, ow, resample);
@@ -358,8 +326,7 @@ pub fn resize_rgb(
             }
         }
     };
-    RgbImage::from_raw(width, height, pixels)
-        .ok_or_else(|| fail("internal error: wrong buffer size".into()))
+    RgbImage::from_raw(width, height, pixels).ok_or_else(|| fail("internal error: wrong buffer size".into()))
 }
 
 #[cfg(test)]
@@ -383,31 +350,14 @@ mod tests {
             assert!(out.pixels().all(|p| p.0 == [200, 3, 77]), "{r:?}");
         }
         // A crop is the same as cropping first.
-        let crop = CropBox {
-            left: 2,
-            top: 1,
-            width: 4,
-            height: 3,
-        };
+        let crop = CropBox { left: 2, top: 1, width: 4, height: 3 };
         let cropped = image::imageops::crop_imm(&img, 2, 1, 4, 3).to_image();
         assert_eq!(
             resize_rgb(&img, Some(crop), 9, 2, Resample::Bicubic).unwrap(),
             resize_rgb(&cropped, None, 9, 2, Resample::Bicubic).unwrap()
         );
         assert!(
-            resize_rgb(
-                &img,
-                Some(CropBox {
-                    left: 5,
-                    top: 0,
-                    width: 4,
-                    height: 1
-                }),
-                2,
-                2,
-                Resample::Bilinear
-            )
-            .is_err()
+            resize_rgb(&img, Some(CropBox { left: 5, top: 0, width: 4, height: 1 }), 2, 2, Resample::Bilinear).is_err()
         );
     }
 

@@ -19,8 +19,7 @@ fn record(labels: &[u8], salt: u8) -> Vec<u8> {
     r
 }
 
-const CIFAR10_NAMES: &str =
-    "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
+const CIFAR10_NAMES: &str = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
 
 fn write_cifar10(dir: &Path) {
     let d = dir.join("cifar-10-batches-bin");
@@ -40,12 +39,7 @@ fn cifar10_layout_labels_and_pixels() {
     write_cifar10(dir.path());
     // Both the parent folder and the archive folder are accepted.
     let train = Cifar::load(dir.path(), CifarKind::Cifar10, CifarSplit::Train).unwrap();
-    let again = Cifar::load(
-        &dir.path().join("cifar-10-batches-bin"),
-        CifarKind::Cifar10,
-        CifarSplit::Train,
-    )
-    .unwrap();
+    let again = Cifar::load(&dir.path().join("cifar-10-batches-bin"), CifarKind::Cifar10, CifarSplit::Train).unwrap();
     assert_eq!(train.labels(), again.labels());
     assert_eq!(train.len(), 10);
     assert_eq!(train.labels(), &[1, 9, 2, 9, 3, 9, 4, 9, 5, 9]);
@@ -91,38 +85,17 @@ fn truncated_and_corrupt_files_are_named() {
     bytes.truncate(3073 + 100);
     std::fs::write(&bad, bytes).unwrap();
     let err = Cifar::load(dir.path(), CifarKind::Cifar10, CifarSplit::Train).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                size: 3173,
-                record: 3073,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DataError::Truncated { size: 3173, record: 3073, .. }), "{err:?}");
     assert!(err.to_string().contains("data_batch_3.bin"), "{err}");
 
-    let err = Cifar::from_records(
-        CifarKind::Cifar10,
-        &record(&[12], 0),
-        Path::new("x.bin"),
-        vec![],
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("x.bin") && err.to_string().contains("label 12"),
-        "{err}"
-    );
+    let err = Cifar::from_records(CifarKind::Cifar10, &record(&[12], 0), Path::new("x.bin"), vec![]).unwrap_err();
+    assert!(err.to_string().contains("x.bin") && err.to_string().contains("label 12"), "{err}");
 }
 
 #[test]
 fn missing_files_explain_where_to_put_them() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Cifar::load(dir.path(), CifarKind::Cifar10, CifarSplit::Train)
-        .unwrap_err()
-        .to_string();
+    let err = Cifar::load(dir.path(), CifarKind::Cifar10, CifarSplit::Train).unwrap_err().to_string();
     for needle in [
         "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
         "cifar-10-batches-bin",
@@ -133,11 +106,6 @@ fn missing_files_explain_where_to_put_them() {
     ] {
         assert!(err.contains(needle), "`{needle}` missing from: {err}");
     }
-    let err = Cifar::load(dir.path(), CifarKind::Cifar100Fine, CifarSplit::Train)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("cifar-100-binary.tar.gz") && err.contains("fine_label_names.txt"),
-        "{err}"
-    );
+    let err = Cifar::load(dir.path(), CifarKind::Cifar100Fine, CifarSplit::Train).unwrap_err().to_string();
+    assert!(err.contains("cifar-100-binary.tar.gz") && err.contains("fine_label_names.txt"), "{err}");
 }

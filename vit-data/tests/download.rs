@@ -16,8 +16,7 @@ fn cifar10_archive() -> Vec<u8> {
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, format!("cifar-10-batches-bin/{name}"), data)
-            .unwrap();
+        tar.append_data(&mut header, format!("cifar-10-batches-bin/{name}"), data).unwrap();
     };
     let record = |label: u8| {
         let mut r = vec![label];
@@ -28,10 +27,7 @@ fn cifar10_archive() -> Vec<u8> {
         add(&format!("data_batch_{b}.bin"), &record(b));
     }
     add("test_batch.bin", &record(0));
-    add(
-        "batches.meta.txt",
-        b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n",
-    );
+    add("batches.meta.txt", b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n");
     tar.into_inner().unwrap().finish().unwrap()
 }
 
@@ -54,11 +50,8 @@ fn serve(body: Vec<u8>) -> String {
             let response = if request_line.contains("/missing") {
                 b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
             } else {
-                let mut r = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
+                let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                    .into_bytes();
                 r.extend_from_slice(&body);
                 r
             };
@@ -69,10 +62,8 @@ fn serve(body: Vec<u8>) -> String {
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -87,38 +78,16 @@ fn download_checks_md5_and_extracts_atomically() {
     // Wrong checksum: error, nothing left behind.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");
-    let err = download_cifar(
-        CifarKind::Cifar10,
-        &root,
-        Some(&url),
-        Some("0123456789abcdef0123456789abcdef"),
-        false,
-    )
-    .unwrap_err();
+    let err = download_cifar(CifarKind::Cifar10, &root, Some(&url), Some("0123456789abcdef0123456789abcdef"), false)
+        .unwrap_err();
     assert!(matches!(err, DataError::Checksum { .. }), "{err:?}");
     assert!(err.to_string().contains(&md5), "{err}");
-    assert!(
-        entries(&root).is_empty(),
-        "left behind: {:?}",
-        entries(&root)
-    );
+    assert!(entries(&root).is_empty(), "left behind: {:?}", entries(&root));
 
     // HTTP error: says where to put the files by hand.
-    let err = download_cifar(
-        CifarKind::Cifar10,
-        &root,
-        Some(&format!("{base}/missing")),
-        None,
-        false,
-    )
-    .unwrap_err();
+    let err = download_cifar(CifarKind::Cifar10, &root, Some(&format!("{base}/missing")), None, false).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("404")
-            && msg.contains("cifar-10-batches-bin")
-            && msg.contains("data_batch_1.bin"),
-        "{msg}"
-    );
+    assert!(msg.contains("404") && msg.contains("cifar-10-batches-bin") && msg.contains("data_batch_1.bin"), "{msg}");
     assert!(entries(&root).is_empty());
 
     // Right checksum: extracted to root/cifar-10-batches-bin, loadable; a second call is a no-op.
@@ -127,14 +96,7 @@ fn download_checks_md5_and_extracts_atomically() {
     assert_eq!(entries(&root), vec!["cifar-10-batches-bin"]);
     let train = Cifar::load(&root, CifarKind::Cifar10, CifarSplit::Train).unwrap();
     assert_eq!(train.labels(), &[1, 2, 3, 4, 5]);
-    let again = download_cifar(
-        CifarKind::Cifar10,
-        &root,
-        Some("http://127.0.0.1:1/unused"),
-        None,
-        false,
-    )
-    .unwrap();
+    let again = download_cifar(CifarKind::Cifar10, &root, Some("http://127.0.0.1:1/unused"), None, false).unwrap();
     assert_eq!(again, folder);
 }
 
@@ -142,26 +104,11 @@ fn download_checks_md5_and_extracts_atomically() {
 fn unreachable_server_explains_manual_download() {
     // Port 1 on loopback: connection refused, like being offline.
     let dir = tempfile::tempdir().unwrap();
-    let err = download_cifar(
-        CifarKind::Cifar10,
-        dir.path(),
-        Some("http://127.0.0.1:1/cifar-10-binary.tar.gz"),
-        None,
-        false,
-    )
-    .unwrap_err()
-    .to_string();
-    let expected_dir = dir
-        .path()
-        .join("cifar-10-batches-bin")
-        .display()
-        .to_string();
-    assert!(
-        err.contains(&expected_dir) && err.contains("batches.meta.txt"),
-        "{err}"
-    );
-    assert!(
-        err.contains("http://127.0.0.1:1/cifar-10-binary.tar.gz"),
-        "{err}"
-    );
+    let err =
+        download_cifar(CifarKind::Cifar10, dir.path(), Some("http://127.0.0.1:1/cifar-10-binary.tar.gz"), None, false)
+            .unwrap_err()
+            .to_string();
+    let expected_dir = dir.path().join("cifar-10-batches-bin").display().to_string();
+    assert!(err.contains(&expected_dir) && err.contains("batches.meta.txt"), "{err}");
+    assert!(err.contains("http://127.0.0.1:1/cifar-10-binary.tar.gz"), "{err}");
 }

@@ -41,27 +41,13 @@ fn classes_sorted_formats_and_hidden_files() {
     assert!(folder.files()[6].ends_with("dog/nested/c.bmp"));
 
     // Without cache, images are decoded on demand, equal to the cached ones.
-    let uncached = ImageFolder::open(
-        root,
-        &ImageFolderOptions {
-            cache_bytes: 0,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let uncached = ImageFolder::open(root, &ImageFolderOptions { cache_bytes: 0, ..opts() }).unwrap();
     assert_eq!(uncached.cached_images(), 0);
     for i in 0..7 {
         assert_eq!(uncached.load(i).unwrap(), folder.load(i).unwrap());
     }
     // Budget for part of the images only.
-    let partial = ImageFolder::open(
-        root,
-        &ImageFolderOptions {
-            cache_bytes: 400,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let partial = ImageFolder::open(root, &ImageFolderOptions { cache_bytes: 400, ..opts() }).unwrap();
     assert!(partial.cached_images() > 0 && partial.cached_images() < 7);
     assert!(partial.cached_bytes() <= 400);
 }
@@ -69,12 +55,7 @@ fn classes_sorted_formats_and_hidden_files() {
 fn make_classes(root: &Path, counts: &[usize]) {
     for (c, &n) in counts.iter().enumerate() {
         for i in 0..n {
-            common::write_image(
-                &root.join(format!("class{c}/{i:03}.png")),
-                4,
-                4,
-                (c * 1000 + i) as u32,
-            );
+            common::write_image(&root.join(format!("class{c}/{i:03}.png")), 4, 4, (c * 1000 + i) as u32);
         }
     }
 }
@@ -83,9 +64,7 @@ fn make_classes(root: &Path, counts: &[usize]) {
 fn seeded_splits() {
     let dir = tempfile::tempdir().unwrap();
     make_classes(dir.path(), &[40, 20, 7]);
-    let ds = ImageFolder::open(dir.path(), &opts())
-        .unwrap()
-        .into_dataset();
+    let ds = ImageFolder::open(dir.path(), &opts()).unwrap().into_dataset();
     assert_eq!(ds.len(), 67);
 
     let (train, valid) = ds.split(0.15, 3, SplitMode::Stratified).unwrap();
@@ -97,12 +76,7 @@ fn seeded_splits() {
     // round(40*.15)=6, round(20*.15)=3, round(7*.15)=1
     assert_eq!(per_class(&valid), [6, 3, 1]);
     assert_eq!(per_class(&train), [34, 17, 6]);
-    let mut all: Vec<usize> = train
-        .source_indices()
-        .iter()
-        .chain(valid.source_indices())
-        .copied()
-        .collect();
+    let mut all: Vec<usize> = train.source_indices().iter().chain(valid.source_indices()).copied().collect();
     all.sort();
     assert_eq!(all, (0..67).collect::<Vec<_>>());
     // Same seed, same split; another seed, another split.
@@ -113,38 +87,19 @@ fn seeded_splits() {
 
     let (train, valid) = ds.split(0.15, 3, SplitMode::Plain).unwrap();
     assert_eq!((train.len(), valid.len()), (56, 11)); // ceil(67 * 0.15) = 11
-    assert!(
-        ds.split(0.0, 3, SplitMode::Plain)
-            .unwrap_err()
-            .to_string()
-            .contains("validation_split")
-    );
+    assert!(ds.split(0.0, 3, SplitMode::Plain).unwrap_err().to_string().contains("validation_split"));
     assert!(ds.split(1.5, 3, SplitMode::Plain).is_err());
 
     // A separate validation folder uses the training class ids.
     let vdir = tempfile::tempdir().unwrap();
     common::write_image(&vdir.path().join("class2/x.png"), 4, 4, 1);
-    let (_, valid) = vit_data::open_image_folders(
-        dir.path(),
-        Some(vdir.path()),
-        0.15,
-        0,
-        SplitMode::Stratified,
-        &opts(),
-    )
-    .unwrap();
+    let (_, valid) =
+        vit_data::open_image_folders(dir.path(), Some(vdir.path()), 0.15, 0, SplitMode::Stratified, &opts()).unwrap();
     assert_eq!(valid.labels(), vec![2]);
     assert_eq!(valid.class_names().len(), 3);
     common::write_image(&vdir.path().join("class9/y.png"), 4, 4, 1);
-    let err = vit_data::open_image_folders(
-        dir.path(),
-        Some(vdir.path()),
-        0.15,
-        0,
-        SplitMode::Stratified,
-        &opts(),
-    )
-    .unwrap_err();
+    let err = vit_data::open_image_folders(dir.path(), Some(vdir.path()), 0.15, 0, SplitMode::Stratified, &opts())
+        .unwrap_err();
     assert!(err.to_string().contains("class9"), "{err}");
 }
 
@@ -161,10 +116,7 @@ fn bad_files(root: &Path) -> Vec<std::path::PathBuf> {
     std::fs::write(bad.join("text.png"), b"this is not a png, just text").unwrap();
     std::fs::write(bad.join("bomb.png"), common::bomb_png()).unwrap();
     assert!(!good.is_empty());
-    ["bomb.png", "text.png", "truncated.png", "zero.png"]
-        .iter()
-        .map(|f| bad.join(f))
-        .collect()
+    ["bomb.png", "text.png", "truncated.png", "zero.png"].iter().map(|f| bad.join(f)).collect()
 }
 
 #[test]
@@ -182,26 +134,14 @@ fn bad_files_are_named_or_skipped() {
         assert!(msg.contains(&target.display().to_string()), "{msg}");
         match i {
             0 => assert!(
-                matches!(err, DataError::TooLarge { .. })
-                    && msg.contains("16384")
-                    && msg.contains("100000x100000"),
+                matches!(err, DataError::TooLarge { .. }) && msg.contains("16384") && msg.contains("100000x100000"),
                 "{msg}"
             ),
-            _ => assert!(
-                matches!(err, DataError::Decode { .. }) && msg.contains("skip_corrupt"),
-                "{msg}"
-            ),
+            _ => assert!(matches!(err, DataError::Decode { .. }) && msg.contains("skip_corrupt"), "{msg}"),
         }
     }
     // skip_corrupt: skipped, counted, the rest usable.
-    let folder = ImageFolder::open(
-        dir.path(),
-        &ImageFolderOptions {
-            skip_corrupt: true,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let folder = ImageFolder::open(dir.path(), &ImageFolderOptions { skip_corrupt: true, ..opts() }).unwrap();
     assert_eq!(folder.skipped().len(), 4);
     assert_eq!(folder.len(), 6);
     let mut skipped: Vec<_> = folder.skipped().iter().map(|s| s.path.clone()).collect();
@@ -213,29 +153,12 @@ fn bad_files_are_named_or_skipped() {
     let lazy = tempfile::tempdir().unwrap();
     make_classes(lazy.path(), &[2]);
     std::fs::copy(&bad[2], lazy.path().join("class0/truncated.png")).unwrap();
-    let ds = ImageFolder::open(
-        lazy.path(),
-        &ImageFolderOptions {
-            cache_bytes: 0,
-            ..opts()
-        },
-    )
-    .unwrap()
-    .into_dataset();
+    let ds = ImageFolder::open(lazy.path(), &ImageFolderOptions { cache_bytes: 0, ..opts() }).unwrap().into_dataset();
     let err = ds.get(2).unwrap_err().to_string();
     assert!(err.contains("truncated.png"), "{err}");
     // With verify it is found at open.
-    let opt = ImageFolderOptions {
-        cache_bytes: 0,
-        verify: true,
-        ..opts()
-    };
-    assert!(
-        ImageFolder::open(lazy.path(), &opt)
-            .unwrap_err()
-            .to_string()
-            .contains("truncated.png")
-    );
+    let opt = ImageFolderOptions { cache_bytes: 0, verify: true, ..opts() };
+    assert!(ImageFolder::open(lazy.path(), &opt).unwrap_err().to_string().contains("truncated.png"));
 }
 
 #[test]
@@ -243,33 +166,16 @@ fn layout_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     let err = ImageFolder::open(&missing, &opts()).unwrap_err();
-    assert!(
-        matches!(err, DataError::NotFound { .. }) && err.to_string().contains("nope"),
-        "{err}"
-    );
-    let err = ImageFolder::open(dir.path(), &opts())
-        .unwrap_err()
-        .to_string();
+    assert!(matches!(err, DataError::NotFound { .. }) && err.to_string().contains("nope"), "{err}");
+    let err = ImageFolder::open(dir.path(), &opts()).unwrap_err().to_string();
     assert!(err.contains("no class folders"), "{err}");
     make_classes(dir.path(), &[2]);
     std::fs::create_dir_all(dir.path().join("empty_class")).unwrap();
     std::fs::write(dir.path().join("empty_class/readme.txt"), "x").unwrap();
-    let err = ImageFolder::open(dir.path(), &opts())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("empty_class") && err.contains("no readable images"),
-        "{err}"
-    );
+    let err = ImageFolder::open(dir.path(), &opts()).unwrap_err().to_string();
+    assert!(err.contains("empty_class") && err.contains("no readable images"), "{err}");
     // A class whose only image is corrupt is empty after skipping.
     std::fs::write(dir.path().join("empty_class/bad.png"), b"").unwrap();
-    let err = ImageFolder::open(
-        dir.path(),
-        &ImageFolderOptions {
-            skip_corrupt: true,
-            ..opts()
-        },
-    )
-    .unwrap_err();
+    let err = ImageFolder::open(dir.path(), &ImageFolderOptions { skip_corrupt: true, ..opts() }).unwrap_err();
     assert!(err.to_string().contains("empty_class"), "{err}");
 }

@@ -10,8 +10,7 @@ use burn::tensor::Device;
 use image::RgbImage;
 use vit_data::dataset::ImageSource;
 use vit_data::{
-    Augmentation, ImageBatcher, ImageDataset, ImageProcessor, ImageSize, MaskGenerator, Resample,
-    Result, Transform,
+    Augmentation, ImageBatcher, ImageDataset, ImageProcessor, ImageSize, MaskGenerator, Resample, Result, Transform,
 };
 
 mod common;
@@ -25,9 +24,7 @@ struct Synthetic {
 impl Synthetic {
     fn new(n: usize) -> Self {
         Synthetic {
-            images: (0..n)
-                .map(|i| Arc::new(common::pattern(32, 32, i as u32)))
-                .collect(),
+            images: (0..n).map(|i| Arc::new(common::pattern(32, 32, i as u32))).collect(),
             names: (0..n).map(|i| format!("c{i}")).collect(),
         }
     }
@@ -48,22 +45,12 @@ impl ImageSource for Synthetic {
     }
 }
 
-const S32: ImageSize = ImageSize {
-    height: 32,
-    width: 32,
-};
+const S32: ImageSize = ImageSize { height: 32, width: 32 };
 
 fn batcher() -> ImageBatcher {
     let processor = ImageProcessor::new(32, 32);
-    let t = Transform::train(
-        S32,
-        Resample::Bilinear,
-        Augmentation::PadCropFlip { padding: 4 },
-    );
-    ImageBatcher::new(t, &processor, 1234)
-        .unwrap()
-        .with_masks(MaskGenerator::new(32, 8, 4, 0.5).unwrap())
-        .unwrap()
+    let t = Transform::train(S32, Resample::Bilinear, Augmentation::PadCropFlip);
+    ImageBatcher::new(t, &processor, 1234).unwrap().with_masks(MaskGenerator::new(32, 8, 4, 0.5).unwrap()).unwrap()
 }
 
 /// Per epoch: label -> (pixels, mask).
@@ -86,22 +73,14 @@ fn run(workers: usize, epochs: usize) -> Epochs {
                 let [b, c, h, w] = batch.pixel_values.dims();
                 assert_eq!((c, h, w), (3, 32, 32));
                 let pixels: Vec<f32> = batch.pixel_values.into_data().try_to_vec().unwrap();
-                let labels: Vec<i64> = batch
-                    .labels
-                    .into_data()
-                    .convert::<i64>()
-                    .try_to_vec()
-                    .unwrap();
+                let labels: Vec<i64> = batch.labels.into_data().convert::<i64>().try_to_vec().unwrap();
                 let mask = batch.bool_masked_pos.unwrap();
                 assert_eq!(mask.dims(), [b, 64]);
                 let masks: Vec<bool> = mask.into_data().try_to_vec().unwrap();
                 for (i, label) in labels.into_iter().enumerate() {
                     let px = pixels[i * 3072..(i + 1) * 3072].to_vec();
                     let m = masks[i * 64..(i + 1) * 64].to_vec();
-                    assert!(
-                        seen.insert(label, (px, m)).is_none(),
-                        "sample {label} twice in an epoch"
-                    );
+                    assert!(seen.insert(label, (px, m)).is_none(), "sample {label} twice in an epoch");
                 }
             }
             assert_eq!(seen.len(), 24);
@@ -119,10 +98,7 @@ fn randomness_depends_on_seed_epoch_index_only() {
     assert_eq!(single, three);
     // Epochs differ (augmentation and mask re-drawn).
     let changed = (0..24).filter(|l| single[0][l] != single[1][l]).count();
-    assert!(
-        changed > 20,
-        "only {changed} samples changed between epochs"
-    );
+    assert!(changed > 20, "only {changed} samples changed between epochs");
 }
 
 #[test]
@@ -134,29 +110,14 @@ fn batch_values_are_normalised_augmented_images() {
     assert_eq!(host.shape, [3, 3, 32, 32]);
     assert_eq!(host.labels, vec![0, 1, 2]);
     let img = b.augment(&samples[1]).unwrap();
-    let expected = ImageProcessor {
-        do_resize: false,
-        ..ImageProcessor::new(32, 32)
-    }
-    .process_rgb(&img)
-    .unwrap();
+    let expected = ImageProcessor { do_resize: false, ..ImageProcessor::new(32, 32) }.process_rgb(&img).unwrap();
     assert_eq!(&host.pixel_values[3072..6144], &expected[..]);
-    assert_eq!(
-        host.masks.as_ref().unwrap().iter().filter(|&&m| m).count(),
-        3 * 32
-    );
+    assert_eq!(host.masks.as_ref().unwrap().iter().filter(|&&m| m).count(), 3 * 32);
     // On a device.
     let batch = b.batch(samples, &Device::flex());
     assert_eq!(batch.pixel_values.dims(), [3, 3, 32, 32]);
     // Mask input size must match the transform.
-    let t = Transform::train(
-        ImageSize {
-            height: 64,
-            width: 64,
-        },
-        Resample::Bilinear,
-        Augmentation::None,
-    );
+    let t = Transform::train(ImageSize { height: 64, width: 64 }, Resample::Bilinear, Augmentation::None);
     let err = ImageBatcher::new(t, &ImageProcessor::new(64, 64), 0)
         .unwrap()
         .with_masks(MaskGenerator::new(32, 8, 4, 0.5).unwrap());
@@ -167,14 +128,7 @@ fn batch_values_are_normalised_augmented_images() {
 fn grayscale_models_get_one_channel() {
     let ds = ImageDataset::new(Arc::new(Synthetic::new(2)));
     let processor = ImageProcessor::new(16, 16).with_num_channels(1);
-    let t = Transform::eval(
-        ImageSize {
-            height: 16,
-            width: 16,
-        },
-        Resample::Bicubic,
-        vit_data::EvalResize::Exact,
-    );
+    let t = Transform::eval(ImageSize { height: 16, width: 16 }, Resample::Bicubic, vit_data::EvalResize::Exact);
     let b = ImageBatcher::new(t, &processor, 0).unwrap();
     let host = b.prepare(&[ds.sample(0, 0).unwrap(), ds.sample(1, 0).unwrap()]);
     assert_eq!(host.shape, [2, 1, 16, 16]);

@@ -27,8 +27,7 @@ fn run_mim_defaults() {
 fn deterministic_per_seed_epoch_index() {
     let g = MaskGenerator::new(32, 8, 4, 0.5).unwrap();
     assert_eq!(g.generate(1, 2, 3), g.generate(1, 2, 3));
-    let distinct: std::collections::HashSet<Vec<bool>> =
-        (0..20).map(|i| g.generate(1, 2, i)).collect();
+    let distinct: std::collections::HashSet<Vec<bool>> = (0..20).map(|i| g.generate(1, 2, i)).collect();
     assert!(distinct.len() > 15, "masks barely vary with the index");
     assert_ne!(g.generate(1, 2, 3), g.generate(1, 3, 3));
     assert_ne!(g.generate(1, 2, 3), g.generate(2, 2, 3));
@@ -42,10 +41,7 @@ fn deterministic_per_seed_epoch_index() {
 fn clear_errors() {
     let msg = |r: Result<MaskGenerator, DataError>| r.unwrap_err().to_string();
     let m = msg(MaskGenerator::new(200, 32, 4, 0.6));
-    assert!(
-        m.contains("mask_patch_size") && m.contains("200") && m.contains("not divisible"),
-        "{m}"
-    );
+    assert!(m.contains("mask_patch_size") && m.contains("200") && m.contains("not divisible"), "{m}");
     let m = msg(MaskGenerator::new(192, 32, 6, 0.6));
     assert!(m.contains("patch size 6"), "{m}");
     // A 32-pixel image with 32-pixel mask patches: one cell, which would be fully masked.

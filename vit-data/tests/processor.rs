@@ -17,10 +17,7 @@ fn reference(name: &str) -> Vec<f32> {
     let t = st.tensor(name).unwrap();
     assert_eq!(t.shape(), &[3, 224, 224]);
     // Exactly transformers' arithmetic: float64 rescale cast to float32, float32 normalise.
-    t.data()
-        .iter()
-        .map(|&u| (((u as f64) * (1.0 / 255.0)) as f32 - 0.5) / 0.5)
-        .collect()
+    t.data().iter().map(|&u| (((u as f64) * (1.0 / 255.0)) as f32 - 0.5) / 0.5).collect()
 }
 
 #[test]
@@ -29,22 +26,12 @@ fn matches_hugging_face_pillow_backend() {
     let (mut worst, mut worst_mean) = (0f32, 0f32);
     for image in ["astronaut", "chelsea", "coffee"] {
         let decoded = image::open(fixtures().join(format!("{image}.png"))).unwrap();
-        for (resample, tag) in [
-            (Resample::Bilinear, "bilinear"),
-            (Resample::Bicubic, "bicubic"),
-        ] {
-            let processor = ImageProcessor {
-                resample,
-                ..ImageProcessor::default()
-            };
+        for (resample, tag) in [(Resample::Bilinear, "bilinear"), (Resample::Bicubic, "bicubic")] {
+            let processor = ImageProcessor { resample, ..ImageProcessor::default() };
             let ours = processor.process(&decoded).unwrap();
             let theirs = reference(&format!("{image}.pil.{tag}"));
             assert_eq!(ours.len(), theirs.len());
-            let diffs: Vec<f32> = ours
-                .iter()
-                .zip(&theirs)
-                .map(|(a, b)| (a - b).abs())
-                .collect();
+            let diffs: Vec<f32> = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).collect();
             let max = diffs.iter().cloned().fold(0f32, f32::max);
             let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
             let off = diffs.iter().filter(|&&d| d > 1e-4).count();
@@ -68,10 +55,7 @@ fn matches_hugging_face_pillow_backend() {
 fn preprocessor_config_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let processor = ImageProcessor {
-        size: ImageSize {
-            height: 384,
-            width: 320,
-        },
+        size: ImageSize { height: 384, width: 320 },
         resample: Resample::Bicubic,
         image_mean: vit_data::IMAGENET_DEFAULT_MEAN.to_vec(),
         image_std: vit_data::IMAGENET_DEFAULT_STD.to_vec(),
@@ -79,12 +63,41 @@ fn preprocessor_config_round_trip() {
         ..ImageProcessor::default()
     };
     let path = processor.save(dir.path()).unwrap();
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(json["image_processor_type"], "ViTImageProcessor");
     assert_eq!(json["resample"], 3);
     assert_eq!(json["size"]["height"], 384);
     assert_eq!(ImageProcessor::load(dir.path(), 3).unwrap(), processor);
+}
+
+#[test]
+fn save_is_atomic_and_names_the_file_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ImageProcessor::new(32, 32);
+    first.save(dir.path()).unwrap();
+    let second = ImageProcessor::new(64, 48).with_normalization(vit_data::Normalization::Imagenet);
+    let path = second.save(dir.path()).unwrap();
+    assert_eq!(ImageProcessor::load(dir.path(), 3).unwrap(), second);
+    // Replaced through a temporary sibling that does not stay behind.
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, [std::ffi::OsString::from("preprocessor_config.json")]);
+    assert!(!vit_io::temp_sibling(&path).exists());
+
+    let missing = dir.path().join("no-such-dir");
+    let err = first.save(&missing).unwrap_err();
+    assert!(matches!(err, DataError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("no-such-dir/preprocessor_config.json"), "{err}");
+}
+
+#[test]
+fn normalization_presets_set_mean_and_std() {
+    let p = ImageProcessor::new(8, 8).with_normalization(vit_data::Normalization::Imagenet);
+    assert_eq!(p.image_mean, vit_data::IMAGENET_DEFAULT_MEAN);
+    assert_eq!(p.image_std, vit_data::IMAGENET_DEFAULT_STD);
+    let p = p.with_normalization(vit_data::Normalization::Half);
+    assert_eq!(p, ImageProcessor::new(8, 8));
+    let gray = ImageProcessor::new(8, 8).with_num_channels(1).with_normalization(vit_data::Normalization::Imagenet);
+    assert_eq!((gray.image_mean, gray.image_std), (vec![0.485], vec![0.229]));
 }
 
 #[test]
@@ -100,24 +113,10 @@ fn reads_hugging_face_files_and_ignores_unknown_fields() {
     // Old feature-extractor files: size as an int, scalar mean.
     let old = r#"{"feature_extractor_type": "ViTFeatureExtractor", "size": 32, "image_mean": 0.5, "image_std": 0.5}"#;
     let p = ImageProcessor::from_json_str(old, Path::new("x.json"), 1).unwrap();
-    assert_eq!(
-        (p.size, p.image_mean.clone(), p.num_channels),
-        (
-            ImageSize {
-                height: 32,
-                width: 32
-            },
-            vec![0.5],
-            1
-        )
-    );
+    assert_eq!((p.size, p.image_mean.clone(), p.num_channels), (ImageSize { height: 32, width: 32 }, vec![0.5], 1));
     // Missing file: the error names it.
     let err = ImageProcessor::load(Path::new("/nonexistent/model"), 3).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("/nonexistent/model/preprocessor_config.json"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("/nonexistent/model/preprocessor_config.json"), "{err}");
 }
 
 #[test]
@@ -138,35 +137,24 @@ fn bad_fields_name_the_file_and_field() {
         std::fs::write(&path, text).unwrap();
         let err = ImageProcessor::load(dir.path(), 3).unwrap_err();
         match &err {
-            DataError::ConfigField {
-                path: p, field: f, ..
-            } => {
+            DataError::ConfigField { path: p, field: f, .. } => {
                 assert_eq!(p, &path);
                 assert_eq!(f, field, "{text}");
             }
             other => panic!("{text}: unexpected error {other:?}"),
         }
         let msg = err.to_string();
-        assert!(
-            msg.contains("preprocessor_config.json") && msg.contains(field),
-            "{msg}"
-        );
+        assert!(msg.contains("preprocessor_config.json") && msg.contains(field), "{msg}");
     }
     std::fs::write(&path, "{not json").unwrap();
     let err = ImageProcessor::load(dir.path(), 3).unwrap_err();
-    assert!(
-        matches!(err, DataError::Json { .. })
-            && err.to_string().contains("preprocessor_config.json")
-    );
+    assert!(matches!(err, DataError::Json { .. }) && err.to_string().contains("preprocessor_config.json"));
 }
 
 #[test]
 fn channel_conversions() {
     use image::{DynamicImage, ImageBuffer, Luma, Rgba};
-    let p = ImageProcessor {
-        do_resize: false,
-        ..ImageProcessor::default()
-    };
+    let p = ImageProcessor { do_resize: false, ..ImageProcessor::default() };
     // RGBA: alpha dropped, like PIL convert("RGB").
     let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_pixel(2, 1, Rgba([255u8, 0, 51, 0])));
     let out = p.process(&rgba).unwrap();
@@ -193,8 +181,7 @@ fn channel_conversions() {
 /// original float32 tensors (pil: must be equal to float rounding) and report the torchvision
 /// backend's distance for information.
 fn compare_with_shared_float_tensors() -> String {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/images/pixel_values.safetensors");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/images/pixel_values.safetensors");
     let Ok(bytes) = std::fs::read(&shared) else {
         return String::new();
     };
@@ -202,28 +189,13 @@ fn compare_with_shared_float_tensors() -> String {
     let mut report = String::from("vs shared float32 tensors:\n");
     for image in ["astronaut", "chelsea", "coffee"] {
         let decoded = image::open(fixtures().join(format!("{image}.png"))).unwrap();
-        for (resample, tag) in [
-            (Resample::Bilinear, "bilinear"),
-            (Resample::Bicubic, "bicubic"),
-        ] {
-            let ours = ImageProcessor {
-                resample,
-                ..ImageProcessor::default()
-            }
-            .process(&decoded)
-            .unwrap();
+        for (resample, tag) in [(Resample::Bilinear, "bilinear"), (Resample::Bicubic, "bicubic")] {
+            let ours = ImageProcessor { resample, ..ImageProcessor::default() }.process(&decoded).unwrap();
             for backend in ["pil", "torchvision"] {
                 let t = st.tensor(&format!("{image}.{backend}.{tag}")).unwrap();
-                let theirs: Vec<f32> = t
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                let diffs: Vec<f32> = ours
-                    .iter()
-                    .zip(&theirs)
-                    .map(|(a, b)| (a - b).abs())
-                    .collect();
+                let theirs: Vec<f32> =
+                    t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                let diffs: Vec<f32> = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).collect();
                 let max = diffs.iter().cloned().fold(0f32, f32::max);
                 let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
                 report += &format!("  {image} {backend} {tag}: max {max:.2e}, mean {mean:.2e}\n");

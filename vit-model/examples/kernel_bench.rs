@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::nn::{LayerNormConfig, LinearConfig};
 use burn::tensor::activation;
 use burn::tensor::{Device, Distribution, Tensor};
-use vit_model::kernels;
+use vit_model::{FusedLayerNorm, FusedLinear, kernels};
 
 /// Median milliseconds of `iters` calls after one warm-up call.
 fn time<F: FnMut()>(iters: usize, mut f: F) -> f64 {
@@ -31,107 +31,63 @@ fn main() {
     let device = Device::flex().autodiff();
     let (batch, seq, width, mlp, heads) = (64, 65, 192, 768, 3);
     let rows = batch * seq;
-    let random =
-        |dims: [usize; 2]| Tensor::<2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+    let random = |dims: [usize; 2]| Tensor::<2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
     let x = random([rows, width]).require_grad();
     let h = random([rows, mlp]).require_grad();
     let w_width = random([rows, width]);
     let w_mlp = random([rows, mlp]);
-    let ln = LayerNormConfig::new(width).init(&device);
+    let ln_config = LayerNormConfig::new(width);
+    let ln = ln_config.init(&device);
+    let fused_ln = FusedLayerNorm { gamma: ln.gamma.clone(), beta: ln.beta.clone(), epsilon: ln_config.epsilon };
     let fc1 = LinearConfig::new(width, mlp).init(&device);
+    let fused_fc1 = FusedLinear::from(fc1.clone());
     let iters = 11;
 
-    println!(
-        "{:<34} {:>9} {:>9} {:>9}",
-        "op (ms, median)", "burn", "fused", "speed-up"
-    );
-    let pair = |name: &str, burn: &mut dyn FnMut(), fused: &mut dyn FnMut()| {
-        row(name, time(iters, burn), time(iters, fused))
-    };
+    println!("{:<34} {:>9} {:>9} {:>9}", "op (ms, median)", "burn", "fused", "speed-up");
+    let pair =
+        |name: &str, burn: &mut dyn FnMut(), fused: &mut dyn FnMut()| row(name, time(iters, burn), time(iters, fused));
 
-    pair(
-        "gelu forward [4160, 768]",
-        &mut || drop(activation::gelu(h.clone().detach()).into_data()),
-        &mut || drop(kernels::gelu(h.clone().detach()).into_data()),
-    );
+    pair("gelu forward [4160, 768]", &mut || drop(activation::gelu(h.clone().detach()).into_data()), &mut || {
+        drop(kernels::gelu(h.clone().detach()).into_data())
+    });
     pair(
         "gelu forward + backward",
-        &mut || {
-            drop(
-                (activation::gelu(h.clone()) * w_mlp.clone())
-                    .sum()
-                    .backward(),
-            )
-        },
+        &mut || drop((activation::gelu(h.clone()) * w_mlp.clone()).sum().backward()),
         &mut || drop((kernels::gelu(h.clone()) * w_mlp.clone()).sum().backward()),
     );
-    pair(
-        "linear 192→768 forward",
-        &mut || drop(fc1.forward(x.clone().detach()).into_data()),
-        &mut || drop(kernels::linear(&fc1, x.clone().detach()).into_data()),
-    );
+    pair("linear 192→768 forward", &mut || drop(fc1.forward(x.clone().detach()).into_data()), &mut || {
+        drop(fused_fc1.forward(x.clone().detach()).into_data())
+    });
     pair(
         "linear 192→768 forward + backward",
         &mut || drop((fc1.forward(x.clone()) * w_mlp.clone()).sum().backward()),
-        &mut || {
-            drop(
-                (kernels::linear(&fc1, x.clone()) * w_mlp.clone())
-                    .sum()
-                    .backward(),
-            )
-        },
+        &mut || drop((fused_fc1.forward(x.clone()) * w_mlp.clone()).sum().backward()),
     );
-    pair(
-        "layer norm forward [4160, 192]",
-        &mut || drop(ln.forward(x.clone().detach()).into_data()),
-        &mut || drop(kernels::layer_norm(&ln, 1e-5, x.clone().detach()).into_data()),
-    );
+    pair("layer norm forward [4160, 192]", &mut || drop(ln.forward(x.clone().detach()).into_data()), &mut || {
+        drop(fused_ln.forward(x.clone().detach()).into_data())
+    });
     pair(
         "layer norm forward + backward",
         &mut || drop((ln.forward(x.clone()) * w_width.clone()).sum().backward()),
-        &mut || {
-            drop(
-                (kernels::layer_norm(&ln, 1e-5, x.clone()) * w_width.clone())
-                    .sum()
-                    .backward(),
-            )
-        },
+        &mut || drop((fused_ln.forward(x.clone()) * w_width.clone()).sum().backward()),
     );
 
-    let split = |t: Tensor<2>| {
-        t.reshape([batch, seq, heads, width / heads])
-            .swap_dims(1, 2)
-    };
+    let split = |t: Tensor<2>| t.reshape([batch, seq, heads, width / heads]).swap_dims(1, 2);
     let (q, k, v) = (
         random([rows, width]).require_grad(),
         random([rows, width]).require_grad(),
         random([rows, width]).require_grad(),
     );
-    let w_heads = Tensor::<4>::random(
-        [batch, heads, seq, width / heads],
-        Distribution::Default,
-        &device,
-    );
+    let w_heads = Tensor::<4>::random([batch, heads, seq, width / heads], Distribution::Default, &device);
     let scale = ((width / heads) as f64).powf(-0.5);
     let reference = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
-        let options = burn::tensor::ops::AttentionModuleOptions {
-            scale: Some(scale),
-            softcap: None,
-            is_causal: false,
-        };
+        let options = burn::tensor::ops::AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
         burn::tensor::module::attention(q, k, v, None, None, options)
     };
     pair(
         "attention forward [64, 3, 65, 64]",
         &mut || {
-            drop(
-                reference(
-                    split(q.clone().detach()),
-                    split(k.clone().detach()),
-                    split(v.clone().detach()),
-                )
-                .into_data(),
-            )
+            drop(reference(split(q.clone().detach()), split(k.clone().detach()), split(v.clone().detach())).into_data())
         },
         &mut || {
             drop(
@@ -148,18 +104,13 @@ fn main() {
     pair(
         "attention forward + backward",
         &mut || {
-            drop(
-                (reference(split(q.clone()), split(k.clone()), split(v.clone())) * w_heads.clone())
-                    .sum()
-                    .backward(),
-            )
+            drop((reference(split(q.clone()), split(k.clone()), split(v.clone())) * w_heads.clone()).sum().backward())
         },
         &mut || {
             drop(
-                (kernels::attention(split(q.clone()), split(k.clone()), split(v.clone()), scale)
-                    * w_heads.clone())
-                .sum()
-                .backward(),
+                (kernels::attention(split(q.clone()), split(k.clone()), split(v.clone()), scale) * w_heads.clone())
+                    .sum()
+                    .backward(),
             )
         },
     );

@@ -1,23 +1,24 @@
 //! Multi-head self-attention (HF `ViTSelfAttention`, `ViTSelfOutput`, `ViTAttention`).
 
-use crate::kernels::{self, linear};
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::ViTConfig;
+use crate::fused_layers::FusedLinear;
 use crate::init;
+use crate::kernels;
 
 /// Scaled dot-product self-attention over all tokens, with separate q, k, v projections.
 #[derive(Module, Debug)]
 pub struct ViTSelfAttention {
     /// Query projection.
-    pub query: Linear,
+    pub query: FusedLinear,
     /// Key projection.
-    pub key: Linear,
+    pub key: FusedLinear,
     /// Value projection.
-    pub value: Linear,
+    pub value: FusedLinear,
     /// Dropout on the attention probabilities.
     pub dropout: Dropout,
     /// Number of heads.
@@ -52,13 +53,10 @@ impl ViTSelfAttention {
         output_attentions: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [b, s, d] = hidden.dims();
-        let heads = |t: Tensor<3>| {
-            t.reshape([b, s, self.num_heads, self.head_dim])
-                .swap_dims(1, 2)
-        };
-        let q = heads(linear(&self.query, hidden.clone()));
-        let k = heads(linear(&self.key, hidden.clone()));
-        let v = heads(linear(&self.value, hidden));
+        let heads = |t: Tensor<3>| t.reshape([b, s, self.num_heads, self.head_dim]).swap_dims(1, 2);
+        let q = heads(self.query.forward(hidden.clone()));
+        let k = heads(self.key.forward(hidden.clone()));
+        let v = heads(self.value.forward(hidden));
         let scale = (self.head_dim as f64).powf(-0.5);
 
         let eager = output_attentions || head_mask.is_some() || self.dropout.prob > 0.0;
@@ -80,9 +78,25 @@ impl ViTSelfAttention {
 #[derive(Module, Debug)]
 pub struct ViTSelfOutput {
     /// Output projection.
-    pub dense: Linear,
+    pub dense: FusedLinear,
     /// Dropout after the projection.
     pub dropout: Dropout,
+}
+
+impl ViTSelfOutput {
+    /// Creates the output projection of `config`.
+    pub fn new(config: &ViTConfig, device: &Device) -> Self {
+        let d = config.hidden_size;
+        Self {
+            dense: init::linear(d, d, true, config.initializer_range, device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    /// `[B, S, D]` → `[B, S, D]`: projection and dropout, no residual.
+    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.dropout.forward(self.dense.forward(hidden))
+    }
 }
 
 /// Self-attention followed by its output projection; field names mirror HF's keys
@@ -98,14 +112,7 @@ pub struct ViTAttention {
 impl ViTAttention {
     /// Creates the attention block of `config`.
     pub fn new(config: &ViTConfig, device: &Device) -> Self {
-        let d = config.hidden_size;
-        Self {
-            attention: ViTSelfAttention::new(config, device),
-            output: ViTSelfOutput {
-                dense: init::linear(d, d, true, config.initializer_range, device),
-                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-            },
-        }
+        Self { attention: ViTSelfAttention::new(config, device), output: ViTSelfOutput::new(config, device) }
     }
 
     /// `[B, S, D]` → (`[B, S, D]`, optional probabilities).
@@ -116,10 +123,6 @@ impl ViTAttention {
         output_attentions: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let (context, probs) = self.attention.forward(hidden, head_mask, output_attentions);
-        let out = self
-            .output
-            .dropout
-            .forward(linear(&self.output.dense, context));
-        (out, probs)
+        (self.output.forward(context), probs)
     }
 }

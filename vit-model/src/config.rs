@@ -114,22 +114,12 @@ impl Default for ViTConfig {
 impl ViTConfig {
     /// ViT-Ti/16 (hidden 192, 12 layers, 3 heads, MLP 768).
     pub fn tiny() -> Self {
-        Self {
-            hidden_size: 192,
-            num_attention_heads: 3,
-            intermediate_size: 768,
-            ..Self::default()
-        }
+        Self { hidden_size: 192, num_attention_heads: 3, intermediate_size: 768, ..Self::default() }
     }
 
     /// ViT-S/16 (hidden 384, 12 layers, 6 heads, MLP 1536).
     pub fn small() -> Self {
-        Self {
-            hidden_size: 384,
-            num_attention_heads: 6,
-            intermediate_size: 1536,
-            ..Self::default()
-        }
+        Self { hidden_size: 384, num_attention_heads: 6, intermediate_size: 1536, ..Self::default() }
     }
 
     /// ViT-B/16 (hidden 768, 12 layers, 12 heads, MLP 3072): HF's default.
@@ -150,11 +140,7 @@ impl ViTConfig {
 
     /// Number of labels: the length of `id2label`, or 2 (HF's default) when there is none.
     pub fn num_labels(&self) -> usize {
-        if self.id2label.is_empty() {
-            2
-        } else {
-            self.id2label.len()
-        }
+        if self.id2label.is_empty() { 2 } else { self.id2label.len() }
     }
 
     /// Sets `num_labels` generic labels `LABEL_i`, as HF does.
@@ -171,19 +157,13 @@ impl ViTConfig {
 
     fn set_labels(&mut self, labels: Vec<String>) {
         self.id2label = labels.iter().cloned().enumerate().collect();
-        self.label2id = labels
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| (l, i))
-            .collect();
+        self.label2id = labels.into_iter().enumerate().map(|(i, l)| (l, i)).collect();
     }
 
     /// Label names in class order.
     pub fn labels(&self) -> Vec<String> {
         if self.id2label.is_empty() {
-            (0..self.num_labels())
-                .map(|i| format!("LABEL_{i}"))
-                .collect()
+            (0..self.num_labels()).map(|i| format!("LABEL_{i}")).collect()
         } else {
             self.id2label.values().cloned().collect()
         }
@@ -243,78 +223,45 @@ impl ViTConfig {
         }
         for (name, p) in [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
-            (
-                "attention_probs_dropout_prob",
-                self.attention_probs_dropout_prob,
-            ),
+            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
         ] {
             if !(0.0..1.0).contains(&p) {
                 return err(format!("`{name}` must be in [0, 1), got {p}"));
             }
         }
         if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
-            return err(format!(
-                "`layer_norm_eps` must be positive, got {}",
-                self.layer_norm_eps
-            ));
+            return err(format!("`layer_norm_eps` must be positive, got {}", self.layer_norm_eps));
         }
         if self.initializer_range.is_nan() || self.initializer_range < 0.0 {
-            return err(format!(
-                "`initializer_range` must be non-negative, got {}",
-                self.initializer_range
-            ));
+            return err(format!("`initializer_range` must be non-negative, got {}", self.initializer_range));
         }
         if self.model_type != "vit" {
-            return err(format!(
-                "`model_type` is \"{}\", this is a ViT (\"vit\")",
-                self.model_type
-            ));
+            return err(format!("`model_type` is \"{}\", this is a ViT (\"vit\")", self.model_type));
         }
         let n = self.id2label.len();
         if let Some(bad) = self.id2label.keys().find(|&&k| k >= n) {
-            return err(format!(
-                "`id2label` has {n} labels but an index {bad}: indices must be 0..{n}"
-            ));
+            return err(format!("`id2label` has {n} labels but an index {bad}: indices must be 0..{n}"));
         }
         // The sizes multiply into weight shapes; refuse products that overflow (or whose f32
         // bytes do) before any shape arithmetic does.
         let (d, grid) = (self.hidden_size, self.grid_size());
-        let patches = grid
-            .checked_mul(grid)
-            .and_then(|p| p.checked_add(1))
-            .unwrap_or(usize::MAX);
+        let patches = grid.checked_mul(grid).and_then(|p| p.checked_add(1)).unwrap_or(usize::MAX);
         for (what, dims) in [
-            (
-                "`image_size` / `patch_size` and `hidden_size` (position embeddings)",
-                [patches, d, 1, 1],
-            ),
+            ("`image_size` / `patch_size` and `hidden_size` (position embeddings)", [patches, d, 1, 1]),
             (
                 "`num_channels`, `patch_size` and `hidden_size` (patch embedding)",
                 [self.num_channels, self.patch_size, self.patch_size, d],
             ),
-            (
-                "`hidden_size` and `intermediate_size`",
-                [d, self.intermediate_size, 1, 1],
-            ),
-            (
-                "`hidden_size` and `pooler_output_size`",
-                [d, self.pooler_output_size(), 1, 1],
-            ),
+            ("`hidden_size` and `intermediate_size`", [d, self.intermediate_size, 1, 1]),
+            ("`hidden_size` and `pooler_output_size`", [d, self.pooler_output_size(), 1, 1]),
             (
                 "`encoder_stride`, `num_channels` and `hidden_size` (SimMIM decoder)",
-                [
-                    self.encoder_stride,
-                    self.encoder_stride,
-                    self.num_channels,
-                    d,
-                ],
+                [self.encoder_stride, self.encoder_stride, self.num_channels, d],
             ),
         ] {
             let bytes = dims.iter().try_fold(4usize, |acc, &x| acc.checked_mul(x));
             if bytes.is_none_or(|b| b > isize::MAX as usize) {
-                return err(format!(
-                    "{what} are too large: the weights they make cannot be addressed"
-                ));
+                return err(format!("{what} are too large: the weights they make cannot be addressed"));
             }
         }
         Ok(())
@@ -322,21 +269,15 @@ impl ViTConfig {
 
     /// Parses a `config.json` text; `origin` names it in errors.
     pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
-        let json_err = |message: String| ViTError::Json {
-            path: origin.to_path_buf(),
-            message,
-        };
-        let mut value: Value =
-            serde_json::from_str(text).map_err(|e| json_err(format!("not valid JSON: {e}")))?;
+        let json_err = |message: String| ViTError::Json { path: origin.to_path_buf(), message };
+        let mut value: Value = serde_json::from_str(text).map_err(|e| json_err(format!("not valid JSON: {e}")))?;
         // HF accepts `num_labels` in place of `id2label`; `null` means "the default" everywhere.
         let mut num_labels = None;
         if let Value::Object(map) = &mut value {
             map.retain(|_, v| !v.is_null());
             if let Some(v) = map.remove("num_labels") {
                 let n = v.as_u64().ok_or_else(|| {
-                    json_err(format!(
-                        "field `num_labels`: expected a non-negative integer, found {v}"
-                    ))
+                    json_err(format!("field `num_labels`: expected a non-negative integer, found {v}"))
                 })?;
                 // `num_labels` alone makes that many `LABEL_i` names: bound it before allocating.
                 if n > MAX_NUM_LABELS as u64 {
@@ -370,11 +311,7 @@ impl ViTConfig {
             }
         }
         if config.label2id.is_empty() && !config.id2label.is_empty() {
-            config.label2id = config
-                .id2label
-                .iter()
-                .map(|(i, l)| (l.clone(), *i))
-                .collect();
+            config.label2id = config.id2label.iter().map(|(i, l)| (l.clone(), *i)).collect();
         }
         config.validate().map_err(|e| json_err(e.to_string()))?;
         Ok(config)
@@ -386,8 +323,7 @@ impl ViTConfig {
         if path.is_dir() {
             path = path.join("config.json");
         }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| ViTError::io("cannot read", &path, e))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| ViTError::io("cannot read", &path, e))?;
         Self::from_json_str(&text, &path)
     }
 
@@ -407,7 +343,8 @@ impl ViTConfig {
         if path.is_dir() {
             path = path.join("config.json");
         }
-        crate::checkpoint::write_atomic(&path, self.to_json_string().as_bytes())
+        vit_io::write_atomic(&path, self.to_json_string().as_bytes())
+            .map_err(|e| ViTError::io("cannot write", &path, e))
     }
 }
 
@@ -416,12 +353,7 @@ fn sort_keys(value: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, sort_keys(v)))
-                    .collect(),
-            )
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
         }
         other => other,
     }

@@ -41,11 +41,7 @@ impl ViTPatchEmbeddings {
     }
 
     /// `[B, C, H, W]` → `[B, (H/p)·(W/p), hidden]`.
-    pub fn forward(
-        &self,
-        pixel_values: Tensor<4>,
-        interpolate_pos_encoding: bool,
-    ) -> Result<Tensor<3>> {
+    pub fn forward(&self, pixel_values: Tensor<4>, interpolate_pos_encoding: bool) -> Result<Tensor<3>> {
         let [_, channels, height, width] = pixel_values.dims();
         if channels != self.num_channels {
             return Err(ViTError::InvalidInput(format!(
@@ -94,14 +90,9 @@ impl ViTEmbeddings {
         Self {
             cls_token: init::trunc_normal_param([1, 1, d], std, device),
             // HF zero-initialises the mask token.
-            mask_token: use_mask_token
-                .then(|| Param::from_tensor(Tensor::zeros([1, 1, d], device))),
+            mask_token: use_mask_token.then(|| Param::from_tensor(Tensor::zeros([1, 1, d], device))),
             patch_embeddings: ViTPatchEmbeddings::new(config, device),
-            position_embeddings: init::trunc_normal_param(
-                [1, config.num_patches() + 1, d],
-                std,
-                device,
-            ),
+            position_embeddings: init::trunc_normal_param([1, config.num_patches() + 1, d], std, device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
         }
     }
@@ -118,13 +109,8 @@ impl ViTEmbeddings {
             return pos;
         }
         let cls_pos = pos.clone().narrow(1, 0, 1);
-        let patch_pos = pos
-            .narrow(1, 1, n - 1)
-            .reshape([grid, grid, d])
-            .permute([2, 0, 1]);
-        let resized = resize_bicubic(patch_pos, new_h, new_w)
-            .permute([1, 2, 0])
-            .reshape([1, new_h * new_w, d]);
+        let patch_pos = pos.narrow(1, 1, n - 1).reshape([grid, grid, d]).permute([2, 0, 1]);
+        let resized = resize_bicubic(patch_pos, new_h, new_w).permute([1, 2, 0]).reshape([1, new_h * new_w, d]);
         Tensor::cat(vec![cls_pos, resized], 1)
     }
 
@@ -136,16 +122,13 @@ impl ViTEmbeddings {
         interpolate_pos_encoding: bool,
     ) -> Result<Tensor<3>> {
         let [batch, _, height, width] = pixel_values.dims();
-        let mut x = self
-            .patch_embeddings
-            .forward(pixel_values, interpolate_pos_encoding)?;
+        let mut x = self.patch_embeddings.forward(pixel_values, interpolate_pos_encoding)?;
         let [_, seq, d] = x.dims();
 
         if let Some(mask) = bool_masked_pos {
             let mask_token = self.mask_token.as_ref().ok_or_else(|| {
                 ViTError::InvalidInput(
-                    "bool_masked_pos was given but the model has no mask token (use_mask_token)"
-                        .into(),
+                    "bool_masked_pos was given but the model has no mask token (use_mask_token)".into(),
                 )
             })?;
             if mask.dims() != [batch, seq] {

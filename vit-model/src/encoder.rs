@@ -27,11 +27,7 @@ pub struct ViTEncoder {
 impl ViTEncoder {
     /// Creates the layers of `config`.
     pub fn new(config: &ViTConfig, device: &Device) -> Self {
-        Self {
-            layer: (0..config.num_hidden_layers)
-                .map(|_| ViTLayer::new(config, device))
-                .collect(),
-        }
+        Self { layer: (0..config.num_hidden_layers).map(|_| ViTLayer::new(config, device)).collect() }
     }
 
     /// Runs every layer; `head_mask` is `[layers, heads]`.
@@ -48,9 +44,7 @@ impl ViTEncoder {
             if let Some(states) = hidden_states.as_mut() {
                 states.push(hidden.clone());
             }
-            let layer_mask = head_mask
-                .as_ref()
-                .map(|m| m.clone().narrow(0, i, 1).squeeze_dim::<1>(0));
+            let layer_mask = head_mask.as_ref().map(|m| m.clone().narrow(0, i, 1).squeeze_dim::<1>(0));
             let (out, probs) = layer.forward(hidden, layer_mask, output_attentions);
             hidden = out;
             if let (Some(all), Some(p)) = (attentions.as_mut(), probs) {
@@ -60,10 +54,6 @@ impl ViTEncoder {
         if let Some(states) = hidden_states.as_mut() {
             states.push(hidden.clone());
         }
-        EncoderOutput {
-            last_hidden_state: hidden,
-            hidden_states,
-            attentions,
-        }
+        EncoderOutput { last_hidden_state: hidden, hidden_states, attentions }
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use safetensors::Dtype;
 
+use crate::architecture::Architecture;
 use crate::checkpoint::{HfTensor, LoadOptions, LoadReport, PretrainedViT, safetensors_file};
 use crate::config::ViTConfig;
 use crate::error::{Result, ViTError};
@@ -19,52 +20,37 @@ use crate::model::{HeadMask, ViTForwardOptions, ViTModel};
 
 /// The model class of a directory: `architectures[0]` of its config, or, when absent, the class
 /// whose head weights the checkpoint holds.
-pub fn architecture_of(config: &ViTConfig, dir: &Path) -> Result<String> {
+pub fn architecture_of(config: &ViTConfig, dir: &Path) -> Result<Architecture> {
     if let Some(arch) = config.architectures.as_ref().and_then(|a| a.first()) {
-        return match arch.as_str() {
-            "ViTModel" | "ViTForImageClassification" | "ViTForMaskedImageModeling" => {
-                Ok(arch.clone())
-            }
-            other => Err(ViTError::Json {
-                path: dir.join("config.json"),
-                message: format!(
-                    "field `architectures`: unknown class \"{other}\"; expected ViTModel, \
-                     ViTForImageClassification or ViTForMaskedImageModeling"
-                ),
-            }),
-        };
+        return Architecture::from_name(arch).ok_or_else(|| ViTError::Json {
+            path: dir.join("config.json"),
+            message: format!(
+                "field `architectures`: unknown class \"{arch}\"; expected {}",
+                Architecture::expected_names()
+            ),
+        });
     }
     let (_, weights) = safetensors_file::read_dir(dir)?;
     Ok(if weights.contains_key("classifier.weight") {
-        "ViTForImageClassification"
+        Architecture::ViTForImageClassification
     } else if weights.contains_key("decoder.0.weight") {
-        "ViTForMaskedImageModeling"
+        Architecture::ViTForMaskedImageModeling
     } else {
-        "ViTModel"
-    }
-    .to_string())
+        Architecture::ViTModel
+    })
 }
 
 fn tensor<const D: usize>(name: &str, t: &HfTensor, device: &Device) -> Result<Tensor<D>> {
     if t.shape.len() != D {
-        return Err(ViTError::InvalidInput(format!(
-            "input `{name}` has shape {:?}; expected {D} dimensions",
-            t.shape
-        )));
+        return Err(ViTError::InvalidInput(format!("input `{name}` has shape {:?}; expected {D} dimensions", t.shape)));
     }
-    Ok(Tensor::from_data(
-        TensorData::new(t.data.clone(), t.shape.clone()),
-        device,
-    ))
+    Ok(Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device))
 }
 
 fn output<const D: usize>(t: Tensor<D>) -> HfTensor {
     let data = t.into_data();
     let shape = data.shape().to_vec();
-    let data = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float tensors convert to f32");
+    let data = data.convert::<f32>().try_into_vec::<f32>().expect("float tensors convert to f32");
     HfTensor { shape, data }
 }
 
@@ -89,14 +75,10 @@ pub fn run_forward_with(
 ) -> Result<(BTreeMap<String, HfTensor>, LoadReport)> {
     let known = ["pixel_values", "bool_masked_pos", "labels", "head_mask"];
     if let Some(unknown) = inputs.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(ViTError::InvalidInput(format!(
-            "unknown input `{unknown}`; expected {}",
-            known.join(", ")
-        )));
+        return Err(ViTError::InvalidInput(format!("unknown input `{unknown}`; expected {}", known.join(", "))));
     }
-    let (_, pixels) = inputs
-        .get("pixel_values")
-        .ok_or_else(|| ViTError::InvalidInput("the inputs have no `pixel_values`".into()))?;
+    let (_, pixels) =
+        inputs.get("pixel_values").ok_or_else(|| ViTError::InvalidInput("the inputs have no `pixel_values`".into()))?;
     let pixel_values: Tensor<4> = tensor("pixel_values", pixels, device)?;
     let bool_masked_pos = inputs
         .get("bool_masked_pos")
@@ -120,14 +102,10 @@ pub fn run_forward_with(
     let config = ViTConfig::load(dir.join("config.json"))?;
     let mut out = BTreeMap::new();
     let (hidden_states, attentions, report);
-    match architecture_of(&config, dir)?.as_str() {
-        "ViTForImageClassification" => {
-            let (model, _, r) =
-                ViTForImageClassification::from_pretrained(dir, &LoadOptions::default(), device)?;
-            let labels = inputs
-                .get("labels")
-                .map(|(dtype, t)| labels_of(*dtype, t, device))
-                .transpose()?;
+    match architecture_of(&config, dir)? {
+        Architecture::ViTForImageClassification => {
+            let (model, _, r) = ViTForImageClassification::from_pretrained(dir, &LoadOptions::default(), device)?;
+            let labels = inputs.get("labels").map(|(dtype, t)| labels_of(*dtype, t, device)).transpose()?;
             let o = model.forward_with(pixel_values, labels, options)?;
             out.insert("logits".to_string(), output(o.logits));
             if let Some(loss) = o.loss {
@@ -136,9 +114,8 @@ pub fn run_forward_with(
             out.insert("last_hidden_state".to_string(), output(o.last_hidden_state));
             (hidden_states, attentions, report) = (o.hidden_states, o.attentions, r);
         }
-        "ViTForMaskedImageModeling" => {
-            let (model, _, r) =
-                ViTForMaskedImageModeling::from_pretrained(dir, &LoadOptions::default(), device)?;
+        Architecture::ViTForMaskedImageModeling => {
+            let (model, _, r) = ViTForMaskedImageModeling::from_pretrained(dir, &LoadOptions::default(), device)?;
             let o = model.forward_with(pixel_values, options)?;
             out.insert("reconstruction".to_string(), output(o.reconstruction));
             if let Some(loss) = o.loss {
@@ -147,7 +124,7 @@ pub fn run_forward_with(
             out.insert("last_hidden_state".to_string(), output(o.last_hidden_state));
             (hidden_states, attentions, report) = (o.hidden_states, o.attentions, r);
         }
-        _ => {
+        Architecture::ViTModel => {
             let (model, _, r) = ViTModel::from_pretrained(dir, &LoadOptions::default(), device)?;
             let o = model.forward_with(pixel_values, options)?;
             out.insert("last_hidden_state".to_string(), output(o.last_hidden_state));
@@ -167,10 +144,7 @@ pub fn run_forward_with(
 }
 
 fn scalar(loss: Tensor<1>) -> HfTensor {
-    HfTensor {
-        shape: vec![],
-        data: output(loss).data,
-    }
+    HfTensor { shape: vec![], data: output(loss).data }
 }
 
 fn labels_of(dtype: Dtype, t: &HfTensor, device: &Device) -> Result<Labels> {
@@ -178,17 +152,11 @@ fn labels_of(dtype: Dtype, t: &HfTensor, device: &Device) -> Result<Labels> {
         Dtype::I64 | Dtype::I32 | Dtype::U8 => {
             let values: Vec<i64> = t.data.iter().map(|&v| v as i64).collect();
             let n = values.len();
-            Ok(Labels::Classes(Tensor::<1, Int>::from_data(
-                TensorData::new(values, [n]),
-                device,
-            )))
+            Ok(Labels::Classes(Tensor::<1, Int>::from_data(TensorData::new(values, [n]), device)))
         }
         _ => {
             let t2 = if t.shape.len() == 1 {
-                HfTensor {
-                    shape: vec![t.shape[0], 1],
-                    data: t.data.clone(),
-                }
+                HfTensor { shape: vec![t.shape[0], 1], data: t.data.clone() }
             } else {
                 t.clone()
             };
@@ -208,6 +176,6 @@ pub fn forward_files(
     let inputs = safetensors_file::read_inputs(inputs)?;
     let (outputs, report) = run_forward(model_dir, &inputs, interpolate_pos_encoding, device)?;
     let bytes = safetensors_file::to_bytes(&outputs)?;
-    crate::checkpoint::write_atomic(output_path, &bytes)?;
+    vit_io::write_atomic(output_path, &bytes).map_err(|e| ViTError::io("cannot write", output_path, e))?;
     Ok((outputs, report))
 }

@@ -1,32 +1,61 @@
 //! One pre-LayerNorm transformer block (HF `ViTLayer`, `ViTIntermediate`, `ViTOutput`).
 
-use crate::kernels::{layer_norm, linear};
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
+use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::activation::HiddenAct;
 use crate::attention::ViTAttention;
 use crate::config::ViTConfig;
+use crate::fused_layers::{FusedLayerNorm, FusedLinear};
 use crate::init;
 
 /// The first MLP projection and its activation.
 #[derive(Module, Debug)]
 pub struct ViTIntermediate {
     /// `hidden_size` → `intermediate_size`.
-    pub dense: Linear,
+    pub dense: FusedLinear,
     /// The activation (`hidden_act`).
     #[module(skip)]
     pub act: HiddenAct,
 }
 
-/// The second MLP projection (the residual is added by the layer).
+impl ViTIntermediate {
+    /// Creates the first MLP projection of `config`.
+    pub fn new(config: &ViTConfig, device: &Device) -> Self {
+        let (d, m) = (config.hidden_size, config.intermediate_size);
+        Self { dense: init::linear(d, m, true, config.initializer_range, device), act: config.hidden_act }
+    }
+
+    /// `[B, S, hidden_size]` → `[B, S, intermediate_size]`.
+    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.act.forward(self.dense.forward(hidden))
+    }
+}
+
+/// The second MLP projection and the residual around the MLP.
 #[derive(Module, Debug)]
 pub struct ViTOutput {
     /// `intermediate_size` → `hidden_size`.
-    pub dense: Linear,
+    pub dense: FusedLinear,
     /// Dropout after the projection.
     pub dropout: Dropout,
+}
+
+impl ViTOutput {
+    /// Creates the second MLP projection of `config`.
+    pub fn new(config: &ViTConfig, device: &Device) -> Self {
+        let (d, m) = (config.hidden_size, config.intermediate_size);
+        Self {
+            dense: init::linear(m, d, true, config.initializer_range, device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    /// `dropout(dense(hidden)) + input_tensor`.
+    pub fn forward(&self, hidden: Tensor<3>, input_tensor: Tensor<3>) -> Tensor<3> {
+        self.dropout.forward(self.dense.forward(hidden)) + input_tensor
+    }
 }
 
 /// `h = h + attention(layernorm_before(h)); h = h + mlp(layernorm_after(h))`.
@@ -39,35 +68,21 @@ pub struct ViTLayer {
     /// MLP, second half.
     pub output: ViTOutput,
     /// LayerNorm before attention.
-    pub layernorm_before: LayerNorm,
+    pub layernorm_before: FusedLayerNorm,
     /// LayerNorm before the MLP.
-    pub layernorm_after: LayerNorm,
-    /// Both LayerNorms' epsilon (`layer_norm_eps`).
-    #[module(skip)]
-    pub layer_norm_eps: f64,
+    pub layernorm_after: FusedLayerNorm,
 }
 
 impl ViTLayer {
     /// Creates one layer of `config`.
     pub fn new(config: &ViTConfig, device: &Device) -> Self {
-        let (d, m, std) = (
-            config.hidden_size,
-            config.intermediate_size,
-            config.initializer_range,
-        );
+        let d = config.hidden_size;
         Self {
             attention: ViTAttention::new(config, device),
-            intermediate: ViTIntermediate {
-                dense: init::linear(d, m, true, std, device),
-                act: config.hidden_act,
-            },
-            output: ViTOutput {
-                dense: init::linear(m, d, true, std, device),
-                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-            },
+            intermediate: ViTIntermediate::new(config, device),
+            output: ViTOutput::new(config, device),
             layernorm_before: init::layer_norm(d, config.layer_norm_eps, device),
             layernorm_after: init::layer_norm(d, config.layer_norm_eps, device),
-            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -78,17 +93,10 @@ impl ViTLayer {
         head_mask: Option<Tensor<1>>,
         output_attentions: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
-        let (attn, probs) = self.attention.forward(
-            layer_norm(&self.layernorm_before, self.layer_norm_eps, hidden.clone()),
-            head_mask,
-            output_attentions,
-        );
+        let (attn, probs) =
+            self.attention.forward(self.layernorm_before.forward(hidden.clone()), head_mask, output_attentions);
         let hidden = attn + hidden;
-        let mlp = self.intermediate.act.forward(linear(
-            &self.intermediate.dense,
-            layer_norm(&self.layernorm_after, self.layer_norm_eps, hidden.clone()),
-        ));
-        let out = self.output.dropout.forward(linear(&self.output.dense, mlp)) + hidden;
-        (out, probs)
+        let mlp = self.intermediate.forward(self.layernorm_after.forward(hidden.clone()));
+        (self.output.forward(mlp, hidden), probs)
     }
 }

@@ -3,9 +3,14 @@
 //! The model reads like `modeling_vit.py`: [`embeddings`] → [`encoder`] layers ([`layer`],
 //! [`attention`]) → final LayerNorm ([`model`]) → a head ([`heads`]). Field names mirror the Hub's
 //! checkpoint keys, so [`checkpoint`] loads and saves HF model directories directly.
-//! Every module runs on whichever Burn `Device` it is given.
+//! Every module runs on whichever Burn `Device` it is given; dense layers and LayerNorms are
+//! [`FusedLinear`] and [`FusedLayerNorm`], which run the fused CPU [`kernels`] on flex and Burn's
+//! ops elsewhere. [`Architecture`] names the model classes.
+
+#![warn(missing_docs)]
 
 pub mod activation;
+pub mod architecture;
 pub mod attention;
 pub mod checkpoint;
 pub mod config;
@@ -13,6 +18,7 @@ pub mod embeddings;
 pub mod encoder;
 pub mod error;
 pub mod forward;
+pub mod fused_layers;
 pub mod heads;
 pub mod init;
 pub mod kernels;
@@ -22,9 +28,11 @@ pub mod model;
 pub mod pos_interp;
 
 pub use activation::HiddenAct;
+pub use architecture::Architecture;
 pub use checkpoint::{LoadOptions, LoadReport, PretrainedViT};
 pub use config::{ProblemType, ViTConfig};
 pub use error::{Result, ViTError};
+pub use fused_layers::{FusedLayerNorm, FusedLinear};
 pub use heads::classification::{ImageClassifierOutput, Labels, ViTForImageClassification};
 pub use heads::mim::{MaskedImageModelingOutput, ViTForMaskedImageModeling};
 pub use model::{HeadMask, ViTForwardOptions, ViTModel, ViTModelOutput};

@@ -8,11 +8,7 @@ use burn::tensor::{Int, Tensor};
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f32) -> Tensor<1> {
     let [_, classes] = logits.dims();
     let log_probs = log_softmax(logits, 1);
-    let nll = log_probs
-        .clone()
-        .gather(1, targets.unsqueeze_dim::<2>(1))
-        .neg()
-        .mean();
+    let nll = log_probs.clone().gather(1, targets.unsqueeze_dim::<2>(1)).neg().mean();
     if smoothing > 0.0 {
         let uniform = log_probs.neg().sum_dim(1).mean().div_scalar(classes as f64);
         nll.mul_scalar(1.0 - smoothing as f64) + uniform.mul_scalar(smoothing as f64)

@@ -1,8 +1,6 @@
 //! The bare ViT encoder with its optional pooler (HF `ViTModel`, `ViTPooler`).
 
-use crate::kernels::linear;
 use burn::module::Module;
-use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::activation::HiddenAct;
@@ -10,6 +8,7 @@ use crate::config::ViTConfig;
 use crate::embeddings::ViTEmbeddings;
 use crate::encoder::ViTEncoder;
 use crate::error::{Result, ViTError};
+use crate::fused_layers::{FusedLayerNorm, FusedLinear};
 use crate::init;
 
 /// Optional inputs and requested extras of a forward pass. `Default` asks for nothing.
@@ -72,17 +71,31 @@ pub struct ViTModelOutput {
 #[derive(Module, Debug)]
 pub struct ViTPooler {
     /// `hidden_size` → `pooler_output_size`.
-    pub dense: Linear,
+    pub dense: FusedLinear,
     /// The activation (`pooler_act`).
     #[module(skip)]
     pub act: HiddenAct,
 }
 
 impl ViTPooler {
+    /// Creates the pooler of `config`.
+    pub fn new(config: &ViTConfig, device: &Device) -> Self {
+        Self {
+            dense: init::linear(
+                config.hidden_size,
+                config.pooler_output_size(),
+                true,
+                config.initializer_range,
+                device,
+            ),
+            act: config.pooler_act,
+        }
+    }
+
     /// `[B, S, D]` → `[B, pooler_output_size]`.
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
         let cls = hidden.narrow(1, 0, 1).squeeze_dim::<2>(1);
-        self.act.forward(linear(&self.dense, cls))
+        self.act.forward(self.dense.forward(cls))
     }
 }
 
@@ -94,37 +107,19 @@ pub struct ViTModel {
     /// The transformer layers.
     pub encoder: ViTEncoder,
     /// The final LayerNorm.
-    pub layernorm: LayerNorm,
-    /// Its epsilon (`layer_norm_eps`).
-    #[module(skip)]
-    pub layer_norm_eps: f64,
+    pub layernorm: FusedLayerNorm,
     /// The pooler, present when built with `add_pooling_layer`.
     pub pooler: Option<ViTPooler>,
 }
 
 impl ViTModel {
     /// Creates a freshly initialised model.
-    pub fn new(
-        config: &ViTConfig,
-        add_pooling_layer: bool,
-        use_mask_token: bool,
-        device: &Device,
-    ) -> Self {
+    pub fn new(config: &ViTConfig, add_pooling_layer: bool, use_mask_token: bool, device: &Device) -> Self {
         Self {
             embeddings: ViTEmbeddings::new(config, use_mask_token, device),
             encoder: ViTEncoder::new(config, device),
             layernorm: init::layer_norm(config.hidden_size, config.layer_norm_eps, device),
-            layer_norm_eps: config.layer_norm_eps,
-            pooler: add_pooling_layer.then(|| ViTPooler {
-                dense: init::linear(
-                    config.hidden_size,
-                    config.pooler_output_size(),
-                    true,
-                    config.initializer_range,
-                    device,
-                ),
-                act: config.pooler_act,
-            }),
+            pooler: add_pooling_layer.then(|| ViTPooler::new(config, device)),
         }
     }
 
@@ -135,49 +130,23 @@ impl ViTModel {
 
     /// Number of attention heads per layer.
     pub fn num_heads(&self) -> usize {
-        self.encoder
-            .layer
-            .first()
-            .map_or(0, |l| l.attention.attention.num_heads)
+        self.encoder.layer.first().map_or(0, |l| l.attention.attention.num_heads)
     }
 
     /// The last hidden state of `pixel_values` `[B, C, H, W]`, nothing else computed.
     pub fn forward(&self, pixel_values: Tensor<4>) -> Result<Tensor<3>> {
-        Ok(self
-            .forward_with(pixel_values, ViTForwardOptions::default())?
-            .last_hidden_state)
+        Ok(self.forward_with(pixel_values, ViTForwardOptions::default())?.last_hidden_state)
     }
 
     /// A forward pass with optional inputs and extras.
-    pub fn forward_with(
-        &self,
-        pixel_values: Tensor<4>,
-        options: ViTForwardOptions,
-    ) -> Result<ViTModelOutput> {
-        let head_mask = options
-            .head_mask
-            .map(|m| m.per_layer(self.num_layers(), self.num_heads()))
-            .transpose()?;
-        let embeddings = self.embeddings.forward(
-            pixel_values,
-            options.bool_masked_pos,
-            options.interpolate_pos_encoding,
-        )?;
-        let encoded = self.encoder.forward(
-            embeddings,
-            head_mask,
-            options.output_attentions,
-            options.output_hidden_states,
-        );
-        let last_hidden_state = crate::kernels::layer_norm(
-            &self.layernorm,
-            self.layer_norm_eps,
-            encoded.last_hidden_state,
-        );
-        let pooler_output = self
-            .pooler
-            .as_ref()
-            .map(|p| p.forward(last_hidden_state.clone()));
+    pub fn forward_with(&self, pixel_values: Tensor<4>, options: ViTForwardOptions) -> Result<ViTModelOutput> {
+        let head_mask = options.head_mask.map(|m| m.per_layer(self.num_layers(), self.num_heads())).transpose()?;
+        let embeddings =
+            self.embeddings.forward(pixel_values, options.bool_masked_pos, options.interpolate_pos_encoding)?;
+        let encoded =
+            self.encoder.forward(embeddings, head_mask, options.output_attentions, options.output_hidden_states);
+        let last_hidden_state = self.layernorm.forward(encoded.last_hidden_state);
+        let pooler_output = self.pooler.as_ref().map(|p| p.forward(last_hidden_state.clone()));
         Ok(ViTModelOutput {
             last_hidden_state,
             pooler_output,

@@ -46,10 +46,7 @@ pub fn resize_bicubic(grid: Tensor<3>, out_h: usize, out_w: usize) -> Tensor<3> 
 }
 
 fn matrix(input: usize, output: usize, device: &Device) -> Tensor<2> {
-    Tensor::from_data(
-        TensorData::new(bicubic_matrix(input, output), [output, input]),
-        device,
-    )
+    Tensor::from_data(TensorData::new(bicubic_matrix(input, output), [output, input]), device)
 }
 
 #[cfg(test)]
@@ -62,11 +59,7 @@ mod tests {
         for i in 0..4 {
             for j in 0..4 {
                 let expected = if i == j { 1.0 } else { 0.0 };
-                assert!(
-                    (m[i * 4 + j] - expected).abs() < 1e-7,
-                    "{i},{j}: {}",
-                    m[i * 4 + j]
-                );
+                assert!((m[i * 4 + j] - expected).abs() < 1e-7, "{i},{j}: {}", m[i * 4 + j]);
             }
         }
     }
@@ -84,13 +77,7 @@ mod tests {
 
     fn resize_row(values: &[f32], output: usize) -> Vec<f32> {
         let m = bicubic_matrix(values.len(), output);
-        (0..output)
-            .map(|r| {
-                (0..values.len())
-                    .map(|j| m[r * values.len() + j] * values[j])
-                    .sum()
-            })
-            .collect()
+        (0..output).map(|r| (0..values.len()).map(|j| m[r * values.len() + j] * values[j]).sum()).collect()
     }
 
     #[test]
@@ -98,22 +85,11 @@ mod tests {
         // torch.nn.functional.interpolate(x.view(1, 1, 1, -1), size=(1, n), mode="bicubic",
         // align_corners=False) with torch 2.15.
         let up = resize_row(&[0.0, 1.0, 2.0, 3.0], 6);
-        let expected_up = [
-            -0.08680558,
-            0.40625,
-            1.2129627,
-            1.7870371,
-            2.59375,
-            3.0868058,
-        ];
+        let expected_up = [-0.08680558, 0.40625, 1.2129627, 1.7870371, 2.59375, 3.0868058];
         let squares: Vec<f32> = (0..7).map(|i| (i * i) as f32).collect();
         let down = resize_row(&squares, 3);
         let expected_down = [0.35185158, 9.0, 29.462961];
-        for (got, want) in up
-            .iter()
-            .zip(&expected_up)
-            .chain(down.iter().zip(&expected_down))
-        {
+        for (got, want) in up.iter().zip(&expected_up).chain(down.iter().zip(&expected_down)) {
             assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         }
     }

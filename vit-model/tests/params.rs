@@ -15,23 +15,12 @@ fn vit_base_with_1000_labels_has_transformers_parameter_count() {
 #[test]
 fn other_classes_match_transformers() {
     let device = Device::flex();
-    let config = ViTConfig {
-        num_hidden_layers: 2,
-        ..ViTConfig::small()
-    };
+    let config = ViTConfig { num_hidden_layers: 2, ..ViTConfig::small() };
     // ViTModel(ViTConfig(hidden_size=384, num_attention_heads=6, intermediate_size=1536,
     //   num_hidden_layers=2)): default add_pooling_layer=True, use_mask_token=False.
     let expected_model = 4_068_864;
-    assert_eq!(
-        ViTModel::new(&config, true, false, &device).num_params(),
-        expected_model
-    );
+    assert_eq!(ViTModel::new(&config, true, false, &device).num_params(), expected_model);
     // ViTForMaskedImageModeling (4,217,088) adds a mask token and the 1x1 decoder, drops the pooler.
     let expected_mim = expected_model - (384 * 384 + 384) + 384 + (384 * 16 * 16 * 3 + 16 * 16 * 3);
-    assert_eq!(
-        ViTForMaskedImageModeling::new(&config, &device)
-            .unwrap()
-            .num_params(),
-        expected_mim
-    );
+    assert_eq!(ViTForMaskedImageModeling::new(&config, &device).unwrap().num_params(), expected_mim);
 }

@@ -16,10 +16,7 @@ type Fixture = BTreeMap<String, (Dtype, HfTensor)>;
 
 /// The model inputs among a fixture's tensors (the rest are reference outputs).
 fn model_inputs(io: &Fixture) -> Fixture {
-    io.iter()
-        .filter(|(k, _)| INPUT_NAMES.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    io.iter().filter(|(k, _)| INPUT_NAMES.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn check_case(case: &str) -> f32 {
@@ -31,23 +28,15 @@ fn check_case(case: &str) -> f32 {
     assert!(report.is_exact(), "{case}: {report}");
     let mut worst = 0.0f32;
     let mut compared = 0;
-    for (name, (_, expected)) in io
-        .iter()
-        .filter(|(k, _)| !INPUT_NAMES.contains(&k.as_str()))
-    {
-        let got = outputs
-            .get(name)
-            .unwrap_or_else(|| panic!("{case}: no output `{name}`"));
+    for (name, (_, expected)) in io.iter().filter(|(k, _)| !INPUT_NAMES.contains(&k.as_str())) {
+        let got = outputs.get(name).unwrap_or_else(|| panic!("{case}: no output `{name}`"));
         assert_eq!(got.shape, expected.shape, "{case}/{name}: shape");
         let diff = max_abs_diff(&got.data, &expected.data);
         assert!(diff <= 1e-4, "{case}/{name}: max abs diff {diff}");
         worst = worst.max(diff);
         compared += 1;
     }
-    let reference_outputs = io.len()
-        - io.keys()
-            .filter(|k| INPUT_NAMES.contains(&k.as_str()))
-            .count();
+    let reference_outputs = io.len() - io.keys().filter(|k| INPUT_NAMES.contains(&k.as_str())).count();
     assert_eq!(compared, reference_outputs);
     // No output we produce is missing from the reference, except ones HF does not return.
     println!("{case}: {compared} tensors, worst max abs diff {worst:e}");
@@ -101,18 +90,11 @@ fn fused_attention_path() {
         let dir = fixture_dir(case);
         let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
         let inputs = model_inputs(&io);
-        let (outputs, _) =
-            run_forward_with(&dir, &inputs, case == "cls_interp", false, &test_device()).unwrap();
-        assert!(
-            !outputs.contains_key("attentions.0"),
-            "{case}: attentions were computed"
-        );
+        let (outputs, _) = run_forward_with(&dir, &inputs, case == "cls_interp", false, &test_device()).unwrap();
+        assert!(!outputs.contains_key("attentions.0"), "{case}: attentions were computed");
         for (name, got) in &outputs {
             let diff = max_abs_diff(&got.data, &io[name].1.data);
-            assert!(
-                diff <= 1e-4,
-                "{case}/{name} (fused path): max abs diff {diff}"
-            );
+            assert!(diff <= 1e-4, "{case}/{name} (fused path): max abs diff {diff}");
             println!("{case}/{name} (fused path): max abs diff {diff:e}");
         }
     }

@@ -257,7 +257,8 @@ fn eval_matches_directly_computed_predictions() {
     let images = make_folder(&valid, 3, 900);
     let extra = format!("validation_dir = {:?}\neval_batch_size = 2", valid.to_str().unwrap());
     let config = write_config(tmp.path(), &train, &extra);
-    let out = vit_train(&["eval", "--model", model_dir.to_str().unwrap(), "--config", config.to_str().unwrap(), "--json"]);
+    let out =
+        vit_train(&["eval", "--model", model_dir.to_str().unwrap(), "--config", config.to_str().unwrap(), "--json"]);
     assert_ok(&out);
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let matrix: Vec<Vec<u64>> = serde_json::from_value(report["confusion_matrix"].clone()).unwrap();

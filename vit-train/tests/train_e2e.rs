@@ -22,7 +22,14 @@ fn classification_run_beats_chance_and_exports_a_loadable_model() {
     let best_acc = rows.iter().filter_map(|r| r.2).fold(0.0, f64::max);
     assert!(best_acc >= 70.0, "validation accuracy {best_acc}% is not clearly above chance (33%): {rows:?}");
 
-    for file in ["run_config.toml", "metrics.csv", "curves.png", "best/config.json", "best/model.safetensors", "best/preprocessor_config.json"] {
+    for file in [
+        "run_config.toml",
+        "metrics.csv",
+        "curves.png",
+        "best/config.json",
+        "best/model.safetensors",
+        "best/preprocessor_config.json",
+    ] {
         assert!(out.join(file).is_file(), "missing {file}");
     }
     let (model, config, report) =
@@ -37,7 +44,11 @@ fn classification_run_beats_chance_and_exports_a_loadable_model() {
     let run = out.to_str().unwrap();
     assert_ok(&vit_train(&["export", "--run", run, "--epoch", best_epoch, "--output", exported.to_str().unwrap()]));
     for file in ["model.safetensors", "config.json", "preprocessor_config.json"] {
-        assert_eq!(std::fs::read(out.join("best").join(file)).unwrap(), std::fs::read(exported.join(file)).unwrap(), "{file}");
+        assert_eq!(
+            std::fs::read(out.join("best").join(file)).unwrap(),
+            std::fs::read(exported.join(file)).unwrap(),
+            "{file}"
+        );
     }
     let output = vit_train(&["export", "--run", run, "--epoch", "999", "--output", exported.to_str().unwrap()]);
     assert!(!output.status.success() && String::from_utf8_lossy(&output.stderr).contains("epoch 999"));
@@ -144,7 +155,12 @@ fn runs_killed_at_several_points_and_resumed_end_with_the_same_weights() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| !n.ends_with(".bpk"))
         .collect();
-    assert!(leftovers.iter().all(|n| n.contains(".tmp")), "unexpected files: {leftovers:?}");
+    // Beside the records: one manifest per committed set; the temporaries of killed writes are
+    // removed when the next run starts.
+    assert!(
+        leftovers.iter().all(|n| n.starts_with("manifest-") && n.ends_with(".json")),
+        "unexpected files: {leftovers:?}"
+    );
 }
 
 /// The highest checkpoint number among `run/checkpoint/model-N.bpk`.
@@ -227,8 +243,15 @@ fn evaluating_every_n_steps_validates_checkpoints_and_resumes_exactly() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     kept.sort();
-    let mut expected: Vec<String> =
-        ["7".to_string(), best.to_string()].iter().flat_map(|n| ["model", "optim", "scheduler"].map(|r| format!("{r}-{n}.bpk"))).collect();
+    let mut expected: Vec<String> = ["7".to_string(), best.to_string()]
+        .iter()
+        .flat_map(|n| {
+            ["model", "optim", "scheduler"]
+                .map(|r| format!("{r}-{n}.bpk"))
+                .into_iter()
+                .chain([format!("manifest-{n}.json")])
+        })
+        .collect();
     expected.sort();
     expected.dedup();
     assert_eq!(kept, expected);
@@ -264,13 +287,18 @@ fn max_steps_stops_the_run_inside_an_epoch() {
     // 45 training images in batches of 16: 3 steps per epoch; 4 steps end one step into epoch 2.
     make_image_folder(&data, 20);
     let out = tmp.path().join("run");
-    let text = classification_config(&data, &out, 100).replace("[run]", "[run]\nmax_steps = 4").replace("log_every = 5", "log_every = 1");
+    let text = classification_config(&data, &out, 100)
+        .replace("[run]", "[run]\nmax_steps = 4")
+        .replace("log_every = 5", "log_every = 1");
     let config = write_config(tmp.path(), "max.toml", &text);
     assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
     let rows = metrics_without_speed(&out);
     // (step, epoch) of the rows of a split.
     let cells = |split: &str| -> Vec<String> {
-        rows.iter().filter(|r| r.split(',').nth(2) == Some(split)).map(|r| r.split(',').take(2).collect::<Vec<_>>().join(",")).collect()
+        rows.iter()
+            .filter(|r| r.split(',').nth(2) == Some(split))
+            .map(|r| r.split(',').take(2).collect::<Vec<_>>().join(","))
+            .collect()
     };
     assert_eq!(cells("train"), vec!["1,0.333333", "2,0.666667", "3,1", "4,1.33333"]);
     assert_eq!(cells("valid"), vec!["3,1", "4,1.33333"]);
@@ -288,7 +316,10 @@ fn bad_configs_name_their_field() {
         (good.replace("lr = 2e-3", "lr = \"fast\""), "lr"),
         (good.replace("dataset = \"imagefolder\"", "dataset = \"mnist\""), "data.dataset"),
         (good.replace("schedule = \"cosine\"", "schedule = \"wavy\""), "optimizer.schedule"),
-        (good.replace(&format!("path = \"{}\"", data.display()), "path = \"/nonexistent/images\""), "/nonexistent/images"),
+        (
+            good.replace(&format!("path = \"{}\"", data.display()), "path = \"/nonexistent/images\""),
+            "/nonexistent/images",
+        ),
         (good.replace("[run]", "[run]\ndevice = \"cuda:0\""), "--features cuda"),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
@@ -314,7 +345,11 @@ fn a_different_run_is_not_overwritten_without_the_flag() {
     assert_ok(&vit_train(&["--config", first.to_str().unwrap()]));
     let model_before = std::fs::read(out.join("best/model.safetensors")).unwrap();
 
-    let second = write_config(tmp.path(), "second.toml", &classification_config(&data, &out, 2).replace("lr = 2e-3", "lr = 1e-3"));
+    let second = write_config(
+        tmp.path(),
+        "second.toml",
+        &classification_config(&data, &out, 2).replace("lr = 2e-3", "lr = 1e-3"),
+    );
     let output = vit_train(&["--config", second.to_str().unwrap()]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--overwrite"));
@@ -347,7 +382,15 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(std::fs::read(out.join("best/model.safetensors")).unwrap(), best_before, "the export was replaced");
     let exported = tmp.path().join("epoch2");
-    assert_ok(&vit_train(&["export", "--run", out.to_str().unwrap(), "--epoch", "2", "--output", exported.to_str().unwrap()]));
+    assert_ok(&vit_train(&[
+        "export",
+        "--run",
+        out.to_str().unwrap(),
+        "--epoch",
+        "2",
+        "--output",
+        exported.to_str().unwrap(),
+    ]));
 
     // Asked to, the run skips such steps instead and finishes.
     let output = vit_train(&["--config", bad.to_str().unwrap(), "--resume", "--skip-nonfinite"]);
@@ -393,7 +436,11 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_half_written_checkpoint() {
     let output = vit_train(&["--config", config.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let listing: Vec<(String, u64)> = std::fs::read_dir(out.join("checkpoint"))
-        .map(|d| d.map(|e| e.unwrap()).map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len())).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap())
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+                .collect()
+        })
         .unwrap_or_default();
     let _ = std::process::Command::new("umount").arg(&small).status();
     assert!(!output.status.success(), "{stderr}");
@@ -401,7 +448,8 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_half_written_checkpoint() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(listing.iter().all(|(n, _)| !n.contains(".tmp")), "temporary files left: {listing:?}");
     // The epoch whose save failed is not a complete checkpoint, so a later resume cannot pick it.
-    let complete = ["model-1.bpk", "optim-1.bpk", "scheduler-1.bpk"].iter().all(|f| listing.iter().any(|(n, _)| n == f));
+    let complete =
+        ["model-1.bpk", "optim-1.bpk", "scheduler-1.bpk"].iter().all(|f| listing.iter().any(|(n, _)| n == f));
     assert!(!complete, "a failed save left a complete-looking checkpoint: {listing:?}");
 }
 
@@ -497,7 +545,9 @@ fn gradient_accumulation_steps_the_optimizer_and_schedule_once_per_group() {
     // single micro-batch is still a step of its own: the training is the same, and so are the
     // final weights.
     let segmented = tmp.path().join("segmented");
-    let text = text.replace(&out.display().to_string(), &segmented.display().to_string()).replace("[run]", "[run]\neval_every = 3");
+    let text = text
+        .replace(&out.display().to_string(), &segmented.display().to_string())
+        .replace("[run]", "[run]\neval_every = 3");
     let config = write_config(tmp.path(), "acc3.toml", &text);
     assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
     let last_weights = |run: &std::path::Path| {

@@ -11,11 +11,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -31,13 +27,7 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 
 /// A PNG file built chunk by chunk: header claiming `width`x`height`, optional palette, and
 /// `scanlines` (filter byte + pixels per row) compressed as IDAT.
-pub fn raw_png(
-    width: u32,
-    height: u32,
-    color_type: u8,
-    palette: Option<&[u8]>,
-    scanlines: &[u8],
-) -> Vec<u8> {
+pub fn raw_png(width: u32, height: u32, color_type: u8, palette: Option<&[u8]>, scanlines: &[u8]) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&width.to_be_bytes());

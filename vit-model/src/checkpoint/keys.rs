@@ -7,11 +7,8 @@
 
 /// The HF key of a Burn parameter path.
 pub fn burn_to_hf(path: &str) -> String {
-    let key = if let Some(rest) = path.strip_prefix("decoder.") {
-        format!("decoder.0.{rest}")
-    } else {
-        path.to_string()
-    };
+    let key =
+        if let Some(rest) = path.strip_prefix("decoder.") { format!("decoder.0.{rest}") } else { path.to_string() };
     if let Some(stem) = key.strip_suffix(".gamma") {
         format!("{stem}.weight")
     } else if let Some(stem) = key.strip_suffix(".beta") {
@@ -23,15 +20,9 @@ pub fn burn_to_hf(path: &str) -> String {
 
 /// The Burn parameter path of an HF key.
 pub fn hf_to_burn(key: &str) -> String {
-    let path = if let Some(rest) = key.strip_prefix("decoder.0.") {
-        format!("decoder.{rest}")
-    } else {
-        key.to_string()
-    };
-    let is_norm = path
-        .rsplit('.')
-        .nth(1)
-        .is_some_and(|module| module.starts_with("layernorm"));
+    let path =
+        if let Some(rest) = key.strip_prefix("decoder.0.") { format!("decoder.{rest}") } else { key.to_string() };
+    let is_norm = path.rsplit('.').nth(1).is_some_and(|module| module.starts_with("layernorm"));
     match (is_norm, path.rsplit_once('.')) {
         (true, Some((stem, "weight"))) => format!("{stem}.gamma"),
         (true, Some((stem, "bias"))) => format!("{stem}.beta"),
@@ -51,10 +42,7 @@ mod tests {
     #[test]
     fn round_trips() {
         for (burn, hf) in [
-            (
-                "vit.encoder.layer.3.layernorm_before.gamma",
-                "vit.encoder.layer.3.layernorm_before.weight",
-            ),
+            ("vit.encoder.layer.3.layernorm_before.gamma", "vit.encoder.layer.3.layernorm_before.weight"),
             ("vit.layernorm.beta", "vit.layernorm.bias"),
             ("layernorm.gamma", "layernorm.weight"),
             ("decoder.weight", "decoder.0.weight"),

@@ -10,12 +10,12 @@ pub mod safetensors_file;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::store::{ModuleSnapshot, bridge};
 use burn::tensor::{Device, TensorData};
 
+use crate::architecture::Architecture;
 use crate::config::ViTConfig;
 use crate::error::{Result, ViTError};
 use crate::heads::classification::ViTForImageClassification;
@@ -58,9 +58,7 @@ pub struct LoadReport {
 impl LoadReport {
     /// Whether every weight was loaded and every checkpoint tensor used.
     pub fn is_exact(&self) -> bool {
-        self.missing_keys.is_empty()
-            && self.unexpected_keys.is_empty()
-            && self.mismatched_keys.is_empty()
+        self.missing_keys.is_empty() && self.unexpected_keys.is_empty() && self.mismatched_keys.is_empty()
     }
 }
 
@@ -68,10 +66,7 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (src, class) = (self.source.display(), &self.model_class);
         if self.is_exact() {
-            return write!(
-                f,
-                "All weights of {class} were initialized from the model checkpoint at {src}."
-            );
+            return write!(f, "All weights of {class} were initialized from the model checkpoint at {src}.");
         }
         if !self.unexpected_keys.is_empty() {
             writeln!(
@@ -113,8 +108,8 @@ impl fmt::Display for LoadReport {
 
 /// A ViT class that loads from and saves to an HF model directory.
 pub trait PretrainedViT: ModuleSnapshot + Sized {
-    /// The class name written to `architectures` in `config.json`.
-    const ARCHITECTURE: &'static str;
+    /// The class, whose name is written to `architectures` in `config.json`.
+    const ARCHITECTURE: Architecture;
 
     /// A freshly initialised model for `config`; `checkpoint` holds the weights about to be
     /// loaded, for classes whose structure depends on them.
@@ -136,10 +131,23 @@ pub trait PretrainedViT: ModuleSnapshot + Sized {
         if let Some(labels) = &options.labels {
             config = config.with_labels(labels.clone());
         }
-        let (origin, checkpoint) = safetensors_file::read_dir(dir)?;
-        let mut model = Self::init_for(&config, &checkpoint, options, device)?;
-        let report = load_weights(&mut model, Self::ARCHITECTURE, checkpoint, &origin, options)?;
+        let (model, report) = Self::from_pretrained_config(dir, &config, options, device)?;
         Ok((model, config, report))
+    }
+
+    /// Loads the weights of `dir` into a model built for `config` rather than the directory's own
+    /// `config.json` (the same architecture; labels or dropout may differ, as with
+    /// `from_pretrained(..., hidden_dropout_prob=0.1)` in `transformers`).
+    fn from_pretrained_config(
+        dir: impl AsRef<Path>,
+        config: &ViTConfig,
+        options: &LoadOptions,
+        device: &Device,
+    ) -> Result<(Self, LoadReport)> {
+        let (origin, checkpoint) = safetensors_file::read_dir(dir.as_ref())?;
+        let mut model = Self::init_for(config, &checkpoint, options, device)?;
+        let report = load_weights(&mut model, Self::ARCHITECTURE.as_str(), checkpoint, &origin, options)?;
+        Ok((model, report))
     }
 
     /// The weights under their HF keys, in PyTorch layout.
@@ -160,33 +168,27 @@ pub trait PretrainedViT: ModuleSnapshot + Sized {
     /// a temporary file and a rename. `transformers`' `from_pretrained` loads the result.
     fn save_pretrained(&self, config: &ViTConfig, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ViTError::io("cannot create directory", dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| ViTError::io("cannot create directory", dir, e))?;
         let bytes = safetensors_file::to_bytes(&self.to_hf_tensors()?)?;
-        write_atomic(&dir.join("model.safetensors"), &bytes)?;
+        let weights = dir.join("model.safetensors");
+        vit_io::write_atomic(&weights, &bytes).map_err(|e| ViTError::io("cannot write", &weights, e))?;
         let mut config = config.clone();
-        config.architectures = Some(vec![Self::ARCHITECTURE.to_string()]);
+        config.architectures = Some(vec![Self::ARCHITECTURE.as_str().to_string()]);
         config.save(dir.join("config.json"))
     }
 }
 
 fn to_hf_layout(path: &str, data: TensorData) -> Result<HfTensor> {
     let mut shape = data.shape().to_vec();
-    let mut values: Vec<f32> =
-        data.convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| ViTError::Safetensors {
-                path: PathBuf::from(path),
-                message: format!("cannot read parameter as f32: {e:?}"),
-            })?;
+    let mut values: Vec<f32> = data.convert::<f32>().try_into_vec::<f32>().map_err(|e| ViTError::Safetensors {
+        path: PathBuf::from(path),
+        message: format!("cannot read parameter as f32: {e:?}"),
+    })?;
     if keys::is_dense_weight(path, shape.len()) {
         values = transpose(&values, shape[0], shape[1]);
         shape.swap(0, 1);
     }
-    Ok(HfTensor {
-        shape,
-        data: values,
-    })
+    Ok(HfTensor { shape, data: values })
 }
 
 fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -224,31 +226,18 @@ pub fn load_weights<M: ModuleSnapshot>(
         .map(|(k, t)| {
             let key = match (expects_prefix, has_prefix) {
                 (true, false) => format!("{BASE_MODEL_PREFIX}{k}"),
-                (false, true) => k
-                    .strip_prefix(BASE_MODEL_PREFIX)
-                    .map(str::to_string)
-                    .unwrap_or(k),
+                (false, true) => k.strip_prefix(BASE_MODEL_PREFIX).map(str::to_string).unwrap_or(k),
                 _ => k,
             };
             (key, t)
         })
         .collect();
 
-    let mut report = LoadReport {
-        source: origin.to_path_buf(),
-        model_class: model_class.to_string(),
-        ..LoadReport::default()
-    };
+    let mut report =
+        LoadReport { source: origin.to_path_buf(), model_class: model_class.to_string(), ..LoadReport::default() };
     let mut snapshots = Vec::new();
-    let used: BTreeSet<&String> = checkpoint
-        .keys()
-        .filter(|k| expected.contains_key(*k))
-        .collect();
-    report.unexpected_keys = checkpoint
-        .keys()
-        .filter(|k| !used.contains(k))
-        .cloned()
-        .collect();
+    let used: BTreeSet<&String> = checkpoint.keys().filter(|k| expected.contains_key(*k)).collect();
+    report.unexpected_keys = checkpoint.keys().filter(|k| !used.contains(k)).cloned().collect();
     for (key, (path, shape)) in &expected {
         let Some(tensor) = checkpoint.get(key) else {
             report.missing_keys.push(key.clone());
@@ -256,9 +245,7 @@ pub fn load_weights<M: ModuleSnapshot>(
         };
         if &tensor.shape != shape {
             if options.ignore_mismatched_sizes {
-                report
-                    .mismatched_keys
-                    .push((key.clone(), tensor.shape.clone(), shape.clone()));
+                report.mismatched_keys.push((key.clone(), tensor.shape.clone(), shape.clone()));
                 continue;
             }
             return Err(ViTError::ShapeMismatch {
@@ -269,10 +256,7 @@ pub fn load_weights<M: ModuleSnapshot>(
             });
         }
         let (values, burn_shape) = if keys::is_dense_weight(path, shape.len()) {
-            (
-                transpose(&tensor.data, shape[0], shape[1]),
-                vec![shape[1], shape[0]],
-            )
+            (transpose(&tensor.data, shape[0], shape[1]), vec![shape[1], shape[0]])
         } else {
             (tensor.data.clone(), shape.clone())
         };
@@ -290,36 +274,8 @@ pub fn load_weights<M: ModuleSnapshot>(
     Ok(report)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, flushed and renamed,
-/// so that `path` is never left half-written.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ViTError::io("cannot write", path, e)
-    })
-}
-
 impl PretrainedViT for ViTModel {
-    const ARCHITECTURE: &'static str = "ViTModel";
+    const ARCHITECTURE: Architecture = Architecture::ViTModel;
 
     fn init_for(
         config: &ViTConfig,
@@ -329,18 +285,14 @@ impl PretrainedViT for ViTModel {
     ) -> Result<Self> {
         config.validate()?;
         let has = |suffix: &str| checkpoint.keys().any(|k| k.ends_with(suffix));
-        let pooler = options
-            .add_pooling_layer
-            .unwrap_or_else(|| has("pooler.dense.weight"));
-        let mask = options
-            .use_mask_token
-            .unwrap_or_else(|| has("embeddings.mask_token"));
+        let pooler = options.add_pooling_layer.unwrap_or_else(|| has("pooler.dense.weight"));
+        let mask = options.use_mask_token.unwrap_or_else(|| has("embeddings.mask_token"));
         Ok(ViTModel::new(config, pooler, mask, device))
     }
 }
 
 impl PretrainedViT for ViTForImageClassification {
-    const ARCHITECTURE: &'static str = "ViTForImageClassification";
+    const ARCHITECTURE: Architecture = Architecture::ViTForImageClassification;
 
     fn init_for(
         config: &ViTConfig,
@@ -354,7 +306,7 @@ impl PretrainedViT for ViTForImageClassification {
 }
 
 impl PretrainedViT for ViTForMaskedImageModeling {
-    const ARCHITECTURE: &'static str = "ViTForMaskedImageModeling";
+    const ARCHITECTURE: Architecture = Architecture::ViTForMaskedImageModeling;
 
     fn init_for(
         config: &ViTConfig,

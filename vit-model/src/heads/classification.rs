@@ -1,12 +1,11 @@
 //! Image classification (HF `ViTForImageClassification`): a linear classifier on the CLS token.
 
-use crate::kernels::linear;
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::config::{ProblemType, ViTConfig};
 use crate::error::{Result, ViTError};
+use crate::fused_layers::FusedLinear;
 use crate::init;
 use crate::loss;
 use crate::model::{ViTForwardOptions, ViTModel};
@@ -41,7 +40,7 @@ pub struct ViTForImageClassification {
     /// The encoder.
     pub vit: ViTModel,
     /// `hidden_size` → `num_labels`.
-    pub classifier: Linear,
+    pub classifier: FusedLinear,
     /// The loss used when `problem_type` is not set: inferred from the labels, as HF does.
     #[module(skip)]
     pub problem_type: Option<ProblemType>,
@@ -62,14 +61,8 @@ impl ViTForImageClassification {
     }
 
     /// A freshly initialised classifier layer for `config`.
-    pub fn new_classifier(config: &ViTConfig, device: &Device) -> Linear {
-        init::linear(
-            config.hidden_size,
-            config.num_labels(),
-            true,
-            config.initializer_range,
-            device,
-        )
+    pub fn new_classifier(config: &ViTConfig, device: &Device) -> FusedLinear {
+        init::linear(config.hidden_size, config.num_labels(), true, config.initializer_range, device)
     }
 
     /// Number of output classes.
@@ -79,9 +72,7 @@ impl ViTForImageClassification {
 
     /// Logits of `pixel_values` `[B, C, H, W]`.
     pub fn forward(&self, pixel_values: Tensor<4>) -> Result<Tensor<2>> {
-        Ok(self
-            .forward_with(pixel_values, None, ViTForwardOptions::default())?
-            .logits)
+        Ok(self.forward_with(pixel_values, None, ViTForwardOptions::default())?.logits)
     }
 
     /// Logits, the loss when `labels` are given, and the requested extras.
@@ -92,15 +83,9 @@ impl ViTForImageClassification {
         options: ViTForwardOptions,
     ) -> Result<ImageClassifierOutput> {
         let out = self.vit.forward_with(pixel_values, options)?;
-        let cls = out
-            .last_hidden_state
-            .clone()
-            .narrow(1, 0, 1)
-            .squeeze_dim::<2>(1);
-        let logits = linear(&self.classifier, cls);
-        let loss = labels
-            .map(|labels| self.loss(logits.clone(), labels))
-            .transpose()?;
+        let cls = out.last_hidden_state.clone().narrow(1, 0, 1).squeeze_dim::<2>(1);
+        let logits = self.classifier.forward(cls);
+        let loss = labels.map(|labels| self.loss(logits.clone(), labels)).transpose()?;
         Ok(ImageClassifierOutput {
             logits,
             loss,
@@ -124,20 +109,14 @@ impl ViTForImageClassification {
         match (problem, labels) {
             (ProblemType::SingleLabelClassification, Labels::Classes(classes)) => {
                 if classes.dims() != [batch] {
-                    return bad(format!(
-                        "labels have shape {:?}, expected [{batch}]",
-                        classes.dims()
-                    ));
+                    return bad(format!("labels have shape {:?}, expected [{batch}]", classes.dims()));
                 }
                 Ok(loss::cross_entropy(logits, classes, self.label_smoothing))
             }
             (ProblemType::Regression, Labels::Targets(targets))
             | (ProblemType::MultiLabelClassification, Labels::Targets(targets)) => {
                 if targets.dims() != [batch, num_labels] {
-                    return bad(format!(
-                        "labels have shape {:?}, expected [{batch}, {num_labels}]",
-                        targets.dims()
-                    ));
+                    return bad(format!("labels have shape {:?}, expected [{batch}, {num_labels}]", targets.dims()));
                 }
                 Ok(if problem == ProblemType::Regression {
                     loss::mse(logits, targets)

@@ -56,13 +56,7 @@ impl ViTForMaskedImageModeling {
         let out_channels = config.encoder_stride * config.encoder_stride * config.num_channels;
         Ok(Self {
             vit: ViTModel::new(config, false, true, device),
-            decoder: init::conv2d(
-                config.hidden_size,
-                out_channels,
-                1,
-                config.initializer_range,
-                device,
-            ),
+            decoder: init::conv2d(config.hidden_size, out_channels, 1, config.initializer_range, device),
             pixel_shuffle: PixelShuffleConfig::new(config.encoder_stride).init(),
             patch_size: config.patch_size,
             num_channels: config.num_channels,
@@ -88,11 +82,9 @@ impl ViTForMaskedImageModeling {
             )));
         }
         let tokens = out.last_hidden_state.clone().narrow(1, 1, seq - 1);
-        let reconstruction = self
-            .pixel_shuffle
-            .forward(self.decode(tokens, grid_h, grid_w));
-        let loss = bool_masked_pos
-            .map(|mask| self.masked_l1(pixel_values, reconstruction.clone(), mask, grid_h, grid_w));
+        let reconstruction = self.pixel_shuffle.forward(self.decode(tokens, grid_h, grid_w));
+        let loss =
+            bool_masked_pos.map(|mask| self.masked_l1(pixel_values, reconstruction.clone(), mask, grid_h, grid_w));
         Ok(MaskedImageModelingOutput {
             reconstruction,
             loss,
@@ -109,19 +101,12 @@ impl ViTForMaskedImageModeling {
     fn decode(&self, tokens: Tensor<3>, grid_h: usize, grid_w: usize) -> Tensor<4> {
         let [batch, _, d] = tokens.dims();
         let [out_channels, ..] = self.decoder.weight.dims();
-        let weight = self
-            .decoder
-            .weight
-            .val()
-            .reshape([out_channels, d])
-            .transpose();
+        let weight = self.decoder.weight.val().reshape([out_channels, d]).transpose();
         let mut pixels = tokens.matmul(weight.unsqueeze());
         if let Some(bias) = &self.decoder.bias {
             pixels = pixels + bias.val().reshape([1, 1, out_channels]);
         }
-        pixels
-            .reshape([batch, grid_h, grid_w, out_channels])
-            .permute([0, 3, 1, 2])
+        pixels.reshape([batch, grid_h, grid_w, out_channels]).permute([0, 3, 1, 2])
     }
 
     /// `Σ_masked |x − x̂| / (masked pixel positions + 1e-5) / num_channels`.

@@ -14,12 +14,7 @@ struct GeluBackward;
 impl<B: FusedOps> Backward<B, 1> for GeluBackward {
     type State = NodeId;
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [parent] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let x: FloatTensor<B> = checkpointer.retrieve_node_output(ops.state);
@@ -31,11 +26,7 @@ impl<B: FusedOps> Backward<B, 1> for GeluBackward {
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match GeluBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
+        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = prep.checkpoint(&x);
                 prep.finish(state, B::fused_gelu(x.primitive().clone()))
@@ -44,30 +35,16 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
-    fn fused_linear(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        match LinearBackward
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                let out = B::fused_linear(
-                    x.primitive().clone(),
-                    weight.primitive().clone(),
-                    bias.into_primitive(),
-                );
+                let out = B::fused_linear(x.primitive().clone(), weight.primitive().clone(), bias.into_primitive());
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_linear(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-            )),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_linear(x.into_primitive(), weight.into_primitive(), bias.into_primitive()))
+            }
         }
     }
 
@@ -77,27 +54,16 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         beta: FloatTensor<Self>,
         eps: f64,
     ) -> FloatTensor<Self> {
-        match LayerNormBackward
-            .prepare::<C>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful()
-        {
+        match LayerNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&gamma), eps);
-                let out = B::fused_layer_norm(
-                    x.primitive().clone(),
-                    gamma.primitive().clone(),
-                    beta.into_primitive(),
-                    eps,
-                );
+                let out =
+                    B::fused_layer_norm(x.primitive().clone(), gamma.primitive().clone(), beta.into_primitive(), eps);
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_layer_norm(
-                x.into_primitive(),
-                gamma.into_primitive(),
-                beta.into_primitive(),
-                eps,
-            )),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_layer_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), eps))
+            }
         }
     }
 
@@ -107,31 +73,16 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         v: FloatTensor<Self>,
         scale: f64,
     ) -> FloatTensor<Self> {
-        match AttentionBackward
-            .prepare::<C>([q.node(), k.node(), v.node()])
-            .compute_bound()
-            .stateful()
-        {
+        match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
-                let ids = (
-                    prep.checkpoint(&q),
-                    prep.checkpoint(&k),
-                    prep.checkpoint(&v),
-                );
-                let (out, probs) = B::fused_attention_with_probs(
-                    q.into_primitive(),
-                    k.into_primitive(),
-                    v.into_primitive(),
-                    scale,
-                );
+                let ids = (prep.checkpoint(&q), prep.checkpoint(&k), prep.checkpoint(&v));
+                let (out, probs) =
+                    B::fused_attention_with_probs(q.into_primitive(), k.into_primitive(), v.into_primitive(), scale);
                 prep.finish((ids, probs, scale), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_attention(
-                q.into_primitive(),
-                k.into_primitive(),
-                v.into_primitive(),
-                scale,
-            )),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_attention(q.into_primitive(), k.into_primitive(), v.into_primitive(), scale))
+            }
         }
     }
 }
@@ -143,12 +94,7 @@ impl<B: FusedOps> Backward<B, 3> for LinearBackward {
     /// The input and the weight.
     type State = (NodeId, NodeId);
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 3>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [x_parent, weight_parent, bias_parent] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (x_id, weight_id) = ops.state;
@@ -173,12 +119,7 @@ impl<B: FusedOps> Backward<B, 3> for LayerNormBackward {
     /// The input, gamma and epsilon.
     type State = (NodeId, NodeId, f64);
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 3>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [x_parent, gamma_parent, beta_parent] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (x_id, gamma_id, eps) = ops.state;
@@ -204,12 +145,7 @@ impl<B: FusedOps> Backward<B, 3> for AttentionBackward {
     /// Query, key and value, the attention probabilities, and the scale.
     type State = ((NodeId, NodeId, NodeId), FloatTensor<B>, f64);
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 3>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [q_parent, k_parent, v_parent] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let ((q_id, k_id, v_id), probs, scale) = ops.state;

@@ -10,11 +10,7 @@ use super::{layer_norm_math, linear_math, simd_math};
 
 /// A contiguous float32 view of `tensor`, copying only when its layout is not contiguous.
 fn contiguous_f32(tensor: FlexTensor) -> FlexTensor {
-    if tensor.as_slice::<f32>().is_some() {
-        tensor
-    } else {
-        tensor.to_contiguous()
-    }
+    if tensor.as_slice::<f32>().is_some() { tensor } else { tensor.to_contiguous() }
 }
 
 fn is_f32(tensors: &[&FlexTensor]) -> bool {
@@ -25,84 +21,41 @@ fn is_f32(tensors: &[&FlexTensor]) -> bool {
 fn rows_of(tensor: &FlexTensor) -> (usize, usize) {
     let shape = tensor.layout().shape();
     let last = shape[shape.num_dims() - 1];
-    (
-        if last == 0 {
-            0
-        } else {
-            shape.num_elements() / last
-        },
-        last,
-    )
+    (shape.num_elements().checked_div(last).unwrap_or(0), last)
 }
 
 fn slice(tensor: &FlexTensor) -> &[f32] {
-    tensor
-        .as_slice::<f32>()
-        .expect("a contiguous float32 tensor")
+    tensor.as_slice::<f32>().expect("a contiguous float32 tensor")
 }
 
-/// A `[batch, heads, seq, head_dim]` float32 view of `tensor` (copied to contiguous first when
-/// its strides are not all positive).
-fn heads_view(tensor: &FlexTensor) -> Option<(HeadsView<'_>, Dims)> {
+/// A `[batch, heads, seq, head_dim]` float32 view of `tensor`, or `None` when it is not one or
+/// its strides are not all positive (then a contiguous copy is viewable).
+fn heads_view(tensor: &FlexTensor) -> Option<HeadsView<'_>> {
     let layout = tensor.layout();
     let shape = layout.shape();
     if tensor.dtype() != DType::F32 || shape.num_dims() != 4 || !layout.has_positive_strides() {
         return None;
     }
     let st = layout.strides();
-    let strides = [
-        st[0] as usize,
-        st[1] as usize,
-        st[2] as usize,
-        st[3] as usize,
-    ];
-    let dims = Dims {
-        batch: shape[0],
-        heads: shape[1],
-        seq: shape[2],
-        head_dim: shape[3],
-    };
-    let data = tensor.storage::<f32>();
-    let last = layout.start_offset()
-        + (0..4)
-            .map(|i| (shape[i].max(1) - 1) * strides[i])
-            .sum::<usize>();
-    (shape.num_elements() > 0 && last < data.len()).then_some((
-        HeadsView {
-            data,
-            offset: layout.start_offset(),
-            strides,
-        },
-        dims,
-    ))
+    let strides = [st[0] as usize, st[1] as usize, st[2] as usize, st[3] as usize];
+    let dims = Dims::new(shape[0], shape[1], shape[2], shape[3]);
+    HeadsView::new(tensor.storage::<f32>(), layout.start_offset(), strides, dims)
 }
 
 /// A strided view of `tensor`, or of a contiguous copy of it.
 fn viewable(tensor: FlexTensor) -> FlexTensor {
-    if heads_view(&tensor).is_some() {
-        tensor
-    } else {
-        tensor.to_contiguous()
-    }
+    if heads_view(&tensor).is_some() { tensor } else { tensor.to_contiguous() }
 }
 
 /// A `[batch, heads, seq, head_dim]` tensor over a buffer in `[batch, seq, heads, head_dim]` order.
 fn from_merged(values: Vec<f32>, dims: Dims) -> FlexTensor {
-    let shape = Shape::new([dims.batch, dims.heads, dims.seq, dims.head_dim]);
+    let shape = Shape::new([dims.batch(), dims.heads(), dims.seq(), dims.head_dim()]);
     let strides = dims.merged_strides().iter().map(|&s| s as isize).collect();
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::new(shape, strides, 0),
-        DType::F32,
-    )
+    FlexTensor::new(Bytes::from_elems(values), Layout::new(shape, strides, 0), DType::F32)
 }
 
 fn from_vec(values: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(shape),
-        DType::F32,
-    )
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)
 }
 
 impl FusedOps for Flex {
@@ -117,10 +70,7 @@ impl FusedOps for Flex {
     }
 
     fn fused_gelu_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        if x.dtype() != DType::F32
-            || grad.dtype() != DType::F32
-            || x.layout().shape() != grad.layout().shape()
-        {
+        if x.dtype() != DType::F32 || grad.dtype() != DType::F32 || x.layout().shape() != grad.layout().shape() {
             return <Flex as ActivationOps<Flex>>::gelu_backward(x, grad);
         }
         let x = contiguous_f32(x);
@@ -134,15 +84,10 @@ impl FusedOps for Flex {
         if !is_f32(&[&x, &weight, &bias]) || weight.layout().shape().num_dims() != 2 {
             return <Flex as ModuleOps<Flex>>::linear(x, weight, Some(bias));
         }
-        let (x, weight, bias) = (
-            contiguous_f32(x),
-            contiguous_f32(weight),
-            contiguous_f32(bias),
-        );
+        let (x, weight, bias) = (contiguous_f32(x), contiguous_f32(weight), contiguous_f32(bias));
         let (rows, d_in) = rows_of(&x);
         let d_out = weight.layout().shape()[1];
-        let values =
-            linear_math::forward(slice(&x), slice(&weight), slice(&bias), rows, d_in, d_out);
+        let values = linear_math::forward(slice(&x), slice(&weight), slice(&bias), rows, d_in, d_out);
         let mut shape = x.layout().shape().clone();
         let last = shape.num_dims() - 1;
         shape[last] = d_out;
@@ -180,29 +125,16 @@ impl FusedOps for Flex {
         }
         let grad = contiguous_f32(grad);
         let (rows, d_out) = rows_of(&grad);
-        from_vec(
-            linear_math::backward_bias(slice(&grad), rows, d_out),
-            Shape::new([d_out]),
-        )
+        from_vec(linear_math::backward_bias(slice(&grad), rows, d_out), Shape::new([d_out]))
     }
 
-    fn fused_layer_norm(
-        x: FlexTensor,
-        gamma: FlexTensor,
-        beta: FlexTensor,
-        eps: f64,
-    ) -> FlexTensor {
+    fn fused_layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, eps: f64) -> FlexTensor {
         if !is_f32(&[&x, &gamma, &beta]) {
             return <Flex as ModuleOps<Flex>>::layer_norm(x, gamma, Some(beta), eps);
         }
-        let (x, gamma, beta) = (
-            contiguous_f32(x),
-            contiguous_f32(gamma),
-            contiguous_f32(beta),
-        );
+        let (x, gamma, beta) = (contiguous_f32(x), contiguous_f32(gamma), contiguous_f32(beta));
         let (_, d) = rows_of(&x);
-        let values =
-            layer_norm_math::forward(slice(&x), slice(&gamma), slice(&beta), d, eps as f32);
+        let values = layer_norm_math::forward(slice(&x), slice(&gamma), slice(&beta), d, eps as f32);
         from_vec(values, x.layout().shape().clone())
     }
 
@@ -212,45 +144,30 @@ impl FusedOps for Flex {
         grad: FlexTensor,
         eps: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (x, gamma, grad) = (
-            contiguous_f32(x),
-            contiguous_f32(gamma),
-            contiguous_f32(grad),
-        );
+        let (x, gamma, grad) = (contiguous_f32(x), contiguous_f32(gamma), contiguous_f32(grad));
         let (_, d) = rows_of(&x);
-        let (dx, dgamma, dbeta) =
-            layer_norm_math::backward(slice(&x), slice(&gamma), slice(&grad), d, eps as f32);
-        (
-            from_vec(dx, x.layout().shape().clone()),
-            from_vec(dgamma, Shape::new([d])),
-            from_vec(dbeta, Shape::new([d])),
-        )
+        let (dx, dgamma, dbeta) = layer_norm_math::backward(slice(&x), slice(&gamma), slice(&grad), d, eps as f32);
+        (from_vec(dx, x.layout().shape().clone()), from_vec(dgamma, Shape::new([d])), from_vec(dbeta, Shape::new([d])))
     }
 
     fn fused_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, scale: f64) -> FlexTensor {
         Self::fused_attention_with_probs(q, k, v, scale).0
     }
 
-    fn fused_attention_with_probs(
-        q: FlexTensor,
-        k: FlexTensor,
-        v: FlexTensor,
-        scale: f64,
-    ) -> (FlexTensor, FlexTensor) {
+    fn fused_attention_with_probs(q: FlexTensor, k: FlexTensor, v: FlexTensor, scale: f64) -> (FlexTensor, FlexTensor) {
         let (q, k, v) = (viewable(q), viewable(k), viewable(v));
-        let (Some((qv, dims)), Some((kv, kd)), Some((vv, vd))) =
-            (heads_view(&q), heads_view(&k), heads_view(&v))
-        else {
-            panic!(
-                "fused_attention: query, key and value must be float32 [batch, heads, seq, head_dim] tensors"
-            );
+        let (Some(qv), Some(kv), Some(vv)) = (heads_view(&q), heads_view(&k), heads_view(&v)) else {
+            panic!("fused_attention: query, key and value must be float32 [batch, heads, seq, head_dim] tensors");
         };
+        let dims = qv.dims();
         assert!(
-            dims == kd && dims == vd,
-            "fused_attention: query {dims:?}, key {kd:?} and value {vd:?} differ in shape"
+            dims == kv.dims() && dims == vv.dims(),
+            "fused_attention: query {dims:?}, key {:?} and value {:?} differ in shape",
+            kv.dims(),
+            vv.dims()
         );
-        let (out, probs) = attention_math::forward(qv, kv, vv, dims, scale as f32);
-        let probs_shape = Shape::new([dims.batch, dims.heads, dims.seq, dims.seq]);
+        let (out, probs) = attention_math::forward(qv, kv, vv, scale as f32);
+        let probs_shape = Shape::new([dims.batch(), dims.heads(), dims.seq(), dims.seq()]);
         (from_merged(out, dims), from_vec(probs, probs_shape))
     }
 
@@ -264,22 +181,20 @@ impl FusedOps for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (q, k, v, grad) = (viewable(q), viewable(k), viewable(v), viewable(grad));
         let probs = contiguous_f32(probs);
-        let (Some((qv, dims)), Some((kv, _)), Some((vv, _)), Some((gv, _))) = (
-            heads_view(&q),
-            heads_view(&k),
-            heads_view(&v),
-            heads_view(&grad),
-        ) else {
-            panic!(
-                "fused_attention backward: tensors must be float32 [batch, heads, seq, head_dim]"
-            );
+        let (Some(qv), Some(kv), Some(vv), Some(gv)) =
+            (heads_view(&q), heads_view(&k), heads_view(&v), heads_view(&grad))
+        else {
+            panic!("fused_attention backward: tensors must be float32 [batch, heads, seq, head_dim]");
         };
-        let (dq, dk, dv) =
-            attention_math::backward(qv, kv, vv, slice(&probs), gv, dims, scale as f32);
-        (
-            from_merged(dq, dims),
-            from_merged(dk, dims),
-            from_merged(dv, dims),
-        )
+        let dims = qv.dims();
+        let probs_shape = [dims.batch(), dims.heads(), dims.seq(), dims.seq()];
+        assert!(
+            probs.dtype() == DType::F32 && probs.layout().shape().as_slice() == probs_shape.as_slice(),
+            "fused_attention backward: probabilities of shape {:?}, expected {probs_shape:?}",
+            probs.layout().shape()
+        );
+        // `attention_math::backward` checks every extent (and the probabilities' length) again.
+        let (dq, dk, dv) = attention_math::backward(qv, kv, vv, slice(&probs), gv, scale as f32);
+        (from_merged(dq, dims), from_merged(dk, dims), from_merged(dv, dims))
     }
 }

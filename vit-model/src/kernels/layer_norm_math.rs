@@ -9,6 +9,12 @@ use rayon::prelude::*;
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 32;
 
+/// Elements per parallel task of rows of `d`: saturating is exact (a chunk larger than the buffer
+/// is the whole buffer).
+fn task_len(d: usize) -> usize {
+    d.saturating_mul(ROWS_PER_TASK)
+}
+
 /// Mean and 1/√(var + eps) of one row.
 #[inline]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
@@ -19,52 +25,33 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32) {
 }
 
 /// `(x - mean) / √(var + eps) · gamma + beta` row by row, for `x` of `rows × d`.
-pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], d: usize, eps: f32) -> Vec<f32> {
-    assert!(
-        d > 0 && x.len() % d == 0,
-        "layer_norm: input length is not a multiple of {d}"
-    );
-    assert!(
-        gamma.len() == d && beta.len() == d,
-        "layer_norm: parameter length"
-    );
+pub(crate) fn forward(x: &[f32], gamma: &[f32], beta: &[f32], d: usize, eps: f32) -> Vec<f32> {
+    assert!(d > 0 && x.len().is_multiple_of(d), "layer_norm: input length is not a multiple of {d}");
+    assert!(gamma.len() == d && beta.len() == d, "layer_norm: parameter length");
     let mut out = Vec::with_capacity(x.len());
-    out.spare_capacity_mut()[..x.len()]
-        .par_chunks_mut(d * ROWS_PER_TASK)
-        .zip(x.par_chunks(d * ROWS_PER_TASK))
-        .for_each(|(out, x)| {
+    out.spare_capacity_mut()[..x.len()].par_chunks_mut(task_len(d)).zip(x.par_chunks(task_len(d))).for_each(
+        |(out, x)| {
             for (o_row, x_row) in out.chunks_mut(d).zip(x.chunks(d)) {
                 let (mean, rstd) = moments(x_row, eps);
                 for (((o, &v), &g), &b) in o_row.iter_mut().zip(x_row).zip(gamma).zip(beta) {
                     o.write((v - mean) * rstd * g + b);
                 }
             }
-        });
+        },
+    );
     // SAFETY: every element was written above.
     unsafe { out.set_len(x.len()) };
     out
 }
 
 /// Gradients of [`forward`] given `grad` = ∂L/∂y: `(∂L/∂x, ∂L/∂gamma, ∂L/∂beta)`.
-pub fn backward(
-    x: &[f32],
-    gamma: &[f32],
-    grad: &[f32],
-    d: usize,
-    eps: f32,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    assert!(
-        d > 0 && x.len() % d == 0 && grad.len() == x.len(),
-        "layer_norm backward: lengths"
-    );
+pub(crate) fn backward(x: &[f32], gamma: &[f32], grad: &[f32], d: usize, eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert!(d > 0 && x.len().is_multiple_of(d) && grad.len() == x.len(), "layer_norm backward: lengths");
     assert_eq!(gamma.len(), d, "layer_norm backward: parameter length");
     let mut dx: Vec<f32> = Vec::with_capacity(x.len());
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx.spare_capacity_mut()[..x.len()]
-        .par_chunks_mut(d * ROWS_PER_TASK)
-        .zip(
-            x.par_chunks(d * ROWS_PER_TASK)
-                .zip(grad.par_chunks(d * ROWS_PER_TASK)),
-        )
+        .par_chunks_mut(task_len(d))
+        .zip(x.par_chunks(task_len(d)).zip(grad.par_chunks(task_len(d))))
         .map(|(dx, (x, grad))| {
             let mut dgamma = vec![0f32; d];
             let mut dbeta = vec![0f32; d];
@@ -101,13 +88,7 @@ fn block_row(
     let (mean, rstd) = moments(x, eps);
     let mut sum_gh = 0f32;
     let mut sum_gh_xh = 0f32;
-    for ((((&v, &gv), &ga), dg), db) in x
-        .iter()
-        .zip(g)
-        .zip(gamma)
-        .zip(dgamma.iter_mut())
-        .zip(dbeta.iter_mut())
-    {
+    for ((((&v, &gv), &ga), dg), db) in x.iter().zip(g).zip(gamma).zip(dgamma.iter_mut()).zip(dbeta.iter_mut()) {
         let xh = (v - mean) * rstd;
         let gh = gv * ga;
         sum_gh += gh;
@@ -127,9 +108,7 @@ mod tests {
     use super::*;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0 - 2.0)
-            .collect()
+        (0..n).map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0 - 2.0).collect()
     }
 
     /// L = Σ y·w in f64 and its gradients by central differences.
@@ -141,20 +120,13 @@ mod tests {
         let beta = values(d, 3);
         let w = values(rows * d, 4);
         let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
-            forward(x, gamma, beta, d, eps)
-                .iter()
-                .zip(&w)
-                .map(|(&y, &w)| y as f64 * w as f64)
-                .sum()
+            forward(x, gamma, beta, d, eps).iter().zip(&w).map(|(&y, &w)| y as f64 * w as f64).sum()
         };
         let (dx, dgamma, dbeta) = backward(&x, &gamma, &w, d, eps);
         let h = 1e-2f32;
         let check = |analytic: f32, plus: f64, minus: f64| {
             let numeric = (plus - minus) / (2.0 * h as f64);
-            assert!(
-                (analytic as f64 - numeric).abs() < 2e-2 * numeric.abs().max(1.0),
-                "{analytic} vs {numeric}"
-            );
+            assert!((analytic as f64 - numeric).abs() < 2e-2 * numeric.abs().max(1.0), "{analytic} vs {numeric}");
         };
         for i in [0, 7, 13, 59] {
             let (mut xp, mut xm) = (x.clone(), x.clone());
@@ -182,10 +154,7 @@ mod tests {
         for row in y.chunks(d) {
             let mean: f32 = row.iter().sum::<f32>() / d as f32;
             let var: f32 = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-            assert!(
-                mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
-                "mean {mean} var {var}"
-            );
+            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "mean {mean} var {var}");
         }
     }
 }

@@ -2,21 +2,23 @@
 //!
 //! On Burn's `flex` backend a ViT training step spent a third of its time in GELU (a scalar erf
 //! on one thread) and more in the allocations, copies and single-threaded bias additions around
-//! each matmul. [`gelu`], [`linear`], [`layer_norm`] and [`attention`] run our kernels ([`simd_math`],
-//! [`linear_math`], [`layer_norm_math`], [`attention_math`]) on flex
-//! float32 tensors — each with its own backward pass under autodiff — and Burn's own ops
-//! everywhere else (GPU backends, other dtypes), so callers need not care.
+//! each matmul. [`gelu`], [`attention`] and the modules [`crate::FusedLinear`] and
+//! [`crate::FusedLayerNorm`] run our kernels (`simd_math`, `linear_math`, `layer_norm_math`,
+//! `attention_math`) on flex float32 tensors — each with its own backward pass under autodiff —
+//! and Burn's own ops everywhere else (GPU backends, other dtypes), so callers need not care.
 
-pub mod attention_math;
+pub(crate) mod attention_math;
 mod autodiff;
+mod checked;
 mod flex;
-pub mod layer_norm_math;
-pub mod linear_math;
-pub mod simd_math;
+pub(crate) mod layer_norm_math;
+pub(crate) mod linear_math;
+pub(crate) mod simd_math;
 mod strided_gemm;
+#[cfg(test)]
+mod tests;
 
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension, tensor::FloatTensor};
-use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{DType, Tensor, activation};
 
 /// Operations with a faster implementation than Burn's on some backends.
@@ -33,27 +35,17 @@ pub trait FusedOps: Backend {
     }
 
     /// `x·W + b` over the last dimension of `x` (`W` is `[d_in, d_out]`, Burn's layout).
-    fn fused_linear(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear(x, weight, Some(bias))
     }
 
     /// `∂L/∂x` of [`FusedOps::fused_linear`] given `∂L/∂y`.
-    fn fused_linear_backward_input(
-        weight: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+    fn fused_linear_backward_input(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear_x_backward(weight, grad)
     }
 
     /// `∂L/∂W` of [`FusedOps::fused_linear`].
-    fn fused_linear_backward_weight(
-        x: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+    fn fused_linear_backward_weight(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear_weight_backward(x, grad)
     }
 
@@ -79,10 +71,7 @@ pub trait FusedOps: Backend {
         v: FloatTensor<Self>,
         scale: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let scores = Self::float_mul_scalar(
-            Self::float_matmul(q, Self::float_swap_dims(k, 2, 3)),
-            scale.into(),
-        );
+        let scores = Self::float_mul_scalar(Self::float_matmul(q, Self::float_swap_dims(k, 2, 3)), scale.into());
         let max = Self::float_max_dim(scores.clone(), 3);
         let exp = Self::float_exp(Self::float_sub(scores, max));
         let probs = Self::float_div(exp.clone(), Self::float_sum_dim(exp, 3));
@@ -101,10 +90,7 @@ pub trait FusedOps: Backend {
         let dv = Self::float_matmul(Self::float_swap_dims(probs.clone(), 2, 3), grad.clone());
         let dp = Self::float_matmul(grad, Self::float_swap_dims(v, 2, 3));
         let dot = Self::float_sum_dim(Self::float_mul(dp.clone(), probs.clone()), 3);
-        let ds = Self::float_mul_scalar(
-            Self::float_mul(probs, Self::float_sub(dp, dot)),
-            scale.into(),
-        );
+        let ds = Self::float_mul_scalar(Self::float_mul(probs, Self::float_sub(dp, dot)), scale.into());
         let dq = Self::float_matmul(ds.clone(), k);
         let dk = Self::float_matmul(Self::float_swap_dims(ds, 2, 3), q);
         (dq, dk, dv)
@@ -132,8 +118,7 @@ pub trait FusedOps: Backend {
         let last = shape.num_dims() - 1;
         let d = shape[last];
         let rows = shape.num_elements() / d.max(1);
-        let flat =
-            |t: FloatTensor<Self>| Self::float_reshape(t, burn::tensor::Shape::new([rows, d]));
+        let flat = |t: FloatTensor<Self>| Self::float_reshape(t, burn::tensor::Shape::new([rows, d]));
         let (x, grad) = (flat(x), flat(grad));
         let gamma = Self::float_reshape(gamma, burn::tensor::Shape::new([1, d]));
         let mean = Self::float_mean_dim(x.clone(), 1);
@@ -146,10 +131,7 @@ pub trait FusedOps: Backend {
         let mean_gx = Self::float_mean_dim(Self::float_mul(g_hat.clone(), x_hat.clone()), 1);
         let dx = Self::float_mul(
             rstd,
-            Self::float_sub(
-                Self::float_sub(g_hat, mean_g),
-                Self::float_mul(x_hat.clone(), mean_gx),
-            ),
+            Self::float_sub(Self::float_sub(g_hat, mean_g), Self::float_mul(x_hat.clone(), mean_gx)),
         );
         let dgamma = Self::float_sum_dim(Self::float_mul(grad.clone(), x_hat), 0);
         let dbeta = Self::float_sum_dim(grad, 0);
@@ -163,12 +145,8 @@ pub trait FusedOps: Backend {
 
 /// Whether `tensor` lives where our kernels run: float32 on the flex backend (with or without
 /// autodiff).
-fn runs_fused<const D: usize>(tensor: &Tensor<D>) -> bool {
-    tensor.dtype() == DType::F32
-        && matches!(
-            tensor.device().inner().as_dispatch(),
-            DispatchDevice::Flex(_)
-        )
+pub(crate) fn runs_fused<const D: usize>(tensor: &Tensor<D>) -> bool {
+    tensor.dtype() == DType::F32 && matches!(tensor.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// The exact (erf) GELU, equal to `burn::tensor::activation::gelu` within float rounding.
@@ -180,23 +158,29 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// `linear.forward(x)`, through [`linear_math`] where it runs.
-pub fn linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let weight = linear.weight.val();
-    match &linear.bias {
-        Some(bias) if runs_fused(&x) && weight.dtype() == DType::F32 && D >= 2 => {
-            Tensor::from_dispatch(<Dispatch as FusedOps>::fused_linear(
-                x.into_dispatch(),
-                weight.into_dispatch(),
-                bias.val().into_dispatch(),
-            ))
-        }
-        _ => linear.forward(x),
-    }
+/// `x·W + b` through `linear_math` when every operand runs fused (the caller checks
+/// [`runs_fused`] and the dtypes).
+pub(crate) fn fused_linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_linear(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
+
+/// LayerNorm through `layer_norm_math` when every operand runs fused (the caller checks).
+pub(crate) fn fused_layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        eps,
+    ))
 }
 
 /// Scaled dot-product attention without mask over `[batch, heads, seq, head_dim]` tensors,
-/// through [`attention_math`] where it runs.
+/// through `attention_math` where it runs. NaN and infinite scores propagate as in
+/// `torch.softmax`.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) -> Tensor<4> {
     if runs_fused(&q) && k.dtype() == DType::F32 && v.dtype() == DType::F32 {
         Tensor::from_dispatch(<Dispatch as FusedOps>::fused_attention(
@@ -206,184 +190,7 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) -> Tensor
             scale,
         ))
     } else {
-        let options = burn::tensor::ops::AttentionModuleOptions {
-            scale: Some(scale),
-            softcap: None,
-            is_causal: false,
-        };
+        let options = burn::tensor::ops::AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
         burn::tensor::module::attention(q, k, v, None, None, options)
-    }
-}
-
-/// `layer_norm.forward(x)` with the module's `eps` (Burn keeps its own private), through
-/// [`layer_norm_math`] where it runs.
-pub fn layer_norm<const D: usize>(layer_norm: &LayerNorm, eps: f64, x: Tensor<D>) -> Tensor<D> {
-    let gamma = layer_norm.gamma.val();
-    match &layer_norm.beta {
-        Some(beta) if runs_fused(&x) && gamma.dtype() == DType::F32 => {
-            Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
-                x.into_dispatch(),
-                gamma.into_dispatch(),
-                beta.val().into_dispatch(),
-                eps,
-            ))
-        }
-        _ => layer_norm.forward(x),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use burn::tensor::{Device, Distribution, Tensor, activation};
-
-    #[test]
-    fn gelu_and_its_gradient_equal_burns() {
-        let device = Device::flex().autodiff();
-        let x = Tensor::<3>::random([4, 33, 257], Distribution::Normal(0.0, 3.0), &device)
-            .require_grad();
-        let weights = Tensor::<3>::random([4, 33, 257], Distribution::Default, &device);
-
-        let ours = super::gelu(x.clone());
-        let grads = (ours.clone() * weights.clone()).sum().backward();
-        let ours_grad = x.grad(&grads).unwrap();
-
-        let reference = activation::gelu(x.clone());
-        let grads = (reference.clone() * weights).sum().backward();
-        let reference_grad = x.grad(&grads).unwrap();
-
-        ours.into_data().assert_approx_eq::<f32>(
-            &reference.into_data(),
-            burn::tensor::Tolerance::absolute(2e-6),
-        );
-        ours_grad.into_data().assert_approx_eq::<f32>(
-            &reference_grad.into_data(),
-            burn::tensor::Tolerance::absolute(2e-6),
-        );
-    }
-
-    #[test]
-    fn linear_and_its_gradients_equal_burns() {
-        use burn::nn::LinearConfig;
-        let device = Device::flex().autodiff();
-        let layer = LinearConfig::new(48, 40).init(&device);
-        let x = Tensor::<3>::random([3, 17, 48], Distribution::Normal(0.0, 1.0), &device)
-            .require_grad();
-        let weights = Tensor::<3>::random([3, 17, 40], Distribution::Default, &device);
-
-        let run = |fused: bool| {
-            let y = if fused {
-                super::linear(&layer, x.clone())
-            } else {
-                layer.forward(x.clone())
-            };
-            let grads = (y.clone() * weights.clone()).sum().backward();
-            let gw = layer.weight.grad(&grads).unwrap();
-            let gb = layer.bias.as_ref().unwrap().grad(&grads).unwrap();
-            (y, x.grad(&grads).unwrap(), gw, gb)
-        };
-        let (y, gx, gw, gb) = run(true);
-        let (ry, rgx, rgw, rgb) = run(false);
-        let tol = burn::tensor::Tolerance::absolute(1e-5);
-        y.into_data().assert_approx_eq::<f32>(&ry.into_data(), tol);
-        gx.into_data()
-            .assert_approx_eq::<f32>(&rgx.into_data(), tol);
-        gw.into_data()
-            .assert_approx_eq::<f32>(&rgw.into_data(), tol);
-        gb.into_data()
-            .assert_approx_eq::<f32>(&rgb.into_data(), tol);
-    }
-
-    #[test]
-    fn layer_norm_and_its_gradients_equal_burns() {
-        use burn::nn::LayerNormConfig;
-        let device = Device::flex().autodiff();
-        let eps = 1e-12;
-        let mut ln = LayerNormConfig::new(40).with_epsilon(eps).init(&device);
-        ln.gamma = burn::module::Param::from_tensor(
-            Tensor::random([40], Distribution::Default, &device) + 0.5,
-        );
-        ln.beta = Some(burn::module::Param::from_tensor(Tensor::random(
-            [40],
-            Distribution::Default,
-            &device,
-        )));
-        let x = Tensor::<3>::random([3, 17, 40], Distribution::Normal(0.5, 2.0), &device)
-            .require_grad();
-        let weights = Tensor::<3>::random([3, 17, 40], Distribution::Default, &device);
-
-        let run = |fused: bool| {
-            let y = if fused {
-                super::layer_norm(&ln, eps, x.clone())
-            } else {
-                ln.forward(x.clone())
-            };
-            let grads = (y.clone() * weights.clone()).sum().backward();
-            let gg = ln.gamma.grad(&grads).unwrap();
-            let gb = ln.beta.as_ref().unwrap().grad(&grads).unwrap();
-            (y, x.grad(&grads).unwrap(), gg, gb)
-        };
-        let (y, gx, gg, gb) = run(true);
-        let (ry, rgx, rgg, rgb) = run(false);
-        let tol = burn::tensor::Tolerance::absolute(1e-5);
-        y.into_data().assert_approx_eq::<f32>(&ry.into_data(), tol);
-        gx.into_data()
-            .assert_approx_eq::<f32>(&rgx.into_data(), tol);
-        gg.into_data()
-            .assert_approx_eq::<f32>(&rgg.into_data(), tol);
-        gb.into_data()
-            .assert_approx_eq::<f32>(&rgb.into_data(), tol);
-    }
-
-    #[test]
-    fn attention_and_its_gradients_equal_burns() {
-        let device = Device::flex().autodiff();
-        let (b, s, h, dh) = (2, 13, 3, 8);
-        // Heads as a view of a [b, s, h·dh] projection, as the model makes them.
-        let heads = |t: Tensor<3>| t.reshape([b, s, h, dh]).swap_dims(1, 2);
-        let x = |seed: f64| {
-            Tensor::<3>::random([b, s, h * dh], Distribution::Normal(seed, 1.0), &device)
-                .require_grad()
-        };
-        let (xq, xk, xv) = (x(0.0), x(0.1), x(-0.1));
-        let weights = Tensor::<4>::random([b, h, s, dh], Distribution::Default, &device);
-        let scale = (dh as f64).powf(-0.5);
-
-        let run = |fused: bool| {
-            let (q, k, v) = (heads(xq.clone()), heads(xk.clone()), heads(xv.clone()));
-            let out = if fused {
-                super::attention(q, k, v, scale)
-            } else {
-                activation::softmax(q.matmul(k.swap_dims(2, 3)).mul_scalar(scale), 3).matmul(v)
-            };
-            let grads = (out.clone() * weights.clone()).sum().backward();
-            (
-                out,
-                xq.grad(&grads).unwrap(),
-                xk.grad(&grads).unwrap(),
-                xv.grad(&grads).unwrap(),
-            )
-        };
-        let (o, gq, gk, gv) = run(true);
-        let (ro, rgq, rgk, rgv) = run(false);
-        let tol = burn::tensor::Tolerance::absolute(2e-6);
-        o.into_data().assert_approx_eq::<f32>(&ro.into_data(), tol);
-        gq.into_data()
-            .assert_approx_eq::<f32>(&rgq.into_data(), tol);
-        gk.into_data()
-            .assert_approx_eq::<f32>(&rgk.into_data(), tol);
-        gv.into_data()
-            .assert_approx_eq::<f32>(&rgv.into_data(), tol);
-    }
-
-    #[test]
-    fn non_contiguous_input_is_handled() {
-        let device = Device::flex();
-        let x = Tensor::<2>::random([64, 48], Distribution::Normal(0.0, 2.0), &device);
-        let t = x.clone().swap_dims(0, 1);
-        let ours = super::gelu(t.clone());
-        ours.into_data().assert_approx_eq::<f32>(
-            &activation::gelu(t).into_data(),
-            burn::tensor::Tolerance::absolute(2e-6),
-        );
     }
 }

@@ -38,15 +38,12 @@ fn erf<const FMA: bool>(x: f32) -> f32 {
     q = madd::<FMA>(x2, q, -7.373_329_2e-3);
     q = madd::<FMA>(x2, q, -1.426_474e-2);
     let r = (x * p / q).clamp(-1.0, 1.0);
-    if x.abs() >= 3.92 {
-        1.0f32.copysign(x)
-    } else {
-        r
-    }
+    if x.abs() >= 3.92 { 1.0f32.copysign(x) } else { r }
 }
 
-/// e^x for x ≤ 0 (results below e^-87 flush to zero): x = n·ln2 + r, |r| ≤ ln2/2, a degree-7
-/// polynomial for e^r, and 2^n built from its exponent bits.
+/// e^x for x ≤ 0 (x below -87 gives e^-87): x = n·ln2 + r, |r| ≤ ln2/2, a degree-7
+/// polynomial for e^r, and 2^n built from its exponent bits. NaN gives e^-87 too; the softmax
+/// uses [`exp_softmax`], which propagates it.
 #[inline(always)]
 fn exp_nonpositive<const FMA: bool>(x: f32) -> f32 {
     let x = x.max(-87.0);
@@ -63,6 +60,16 @@ fn exp_nonpositive<const FMA: bool>(x: f32) -> f32 {
     // conversion, which would not vectorise).
     let biased = (n + (127.0 + 8_388_608.0)).to_bits() & 0xff;
     e * f32::from_bits(biased << 23)
+}
+
+/// e^x for x ≤ 0 as `torch.softmax` needs it: NaN stays NaN (so that a row with a NaN, or with
+/// +∞ where ∞ − ∞ is NaN, sums to NaN) and x below -87, −∞ included, gives 0. Both are selects,
+/// which vectorise, not branches.
+#[inline(always)]
+fn exp_softmax<const FMA: bool>(x: f32) -> f32 {
+    let e = exp_nonpositive::<FMA>(x);
+    let e = if x.is_nan() { x } else { e };
+    if x < -87.0 { 0.0 } else { e }
 }
 
 #[inline(always)]
@@ -109,9 +116,12 @@ fn sum<const FMA: bool>(row: &[f32]) -> f32 {
 #[inline(always)]
 fn softmax_rows_chunk<const FMA: bool>(data: &mut [f32], n: usize) {
     for row in data.chunks_mut(n) {
+        // `f32::max` skips NaN; a NaN entry then gives NaN − max = NaN below, and the NaN sum
+        // makes the whole row NaN, as in PyTorch. A +∞ max gives ∞ − ∞ = NaN, an all −∞ row
+        // −∞ − (−∞) = NaN: all NaN too.
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         for v in row.iter_mut() {
-            *v = exp_nonpositive::<FMA>(*v - max);
+            *v = exp_softmax::<FMA>(*v - max);
         }
         let inv = 1.0 / sum::<FMA>(row);
         for v in row.iter_mut() {
@@ -152,13 +162,16 @@ multiversion!(gelu_dispatch, gelu_chunk, (x: &[f32], out: &mut [MaybeUninit<f32>
 multiversion!(softmax_rows_dispatch, softmax_rows_chunk, (data: &mut [f32], n: usize));
 multiversion!(gelu_backward_dispatch, gelu_backward_chunk, (x: &[f32], grad: &[f32], out: &mut [MaybeUninit<f32>]));
 
-/// Softmax of each row of `n` elements, in place, on the calling thread.
-pub fn softmax_rows(data: &mut [f32], n: usize) {
+/// Softmax of each row of `n` elements, in place, on the calling thread. NaN and infinities
+/// propagate as in `torch.softmax`: a row with a NaN or a +∞ is all NaN, −∞ gives 0, and a row of
+/// only −∞ is all NaN.
+pub(crate) fn softmax_rows(data: &mut [f32], n: usize) {
+    assert!(n > 0 && data.len().is_multiple_of(n), "softmax_rows: {} elements are not rows of {n}", data.len());
     softmax_rows_dispatch(data, n)
 }
 
 /// GELU (`0.5·x·(1 + erf(x/√2))`) of every element, as a new vector.
-pub fn gelu(x: &[f32]) -> Vec<f32> {
+pub(crate) fn gelu(x: &[f32]) -> Vec<f32> {
     let mut out = Vec::with_capacity(x.len());
     out.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(CHUNK)
@@ -170,12 +183,8 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
 }
 
 /// `grad · gelu'(x)` element by element, as a new vector.
-pub fn gelu_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        grad.len(),
-        "gelu_backward: input and gradient lengths differ"
-    );
+pub(crate) fn gelu_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), grad.len(), "gelu_backward: input and gradient lengths differ");
     let mut out = Vec::with_capacity(x.len());
     out.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(CHUNK)
@@ -219,9 +228,7 @@ mod tests {
 
     fn grid() -> Vec<f32> {
         let mut xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 5e-5).collect();
-        xs.extend([
-            -30.0, -12.0, -9.0, 9.0, 12.0, 30.0, 1e-30, -1e-30, 0.0, -0.0, 1e6, -1e6,
-        ]);
+        xs.extend([-30.0, -12.0, -9.0, 9.0, 12.0, 30.0, 1e-30, -1e-30, 0.0, -0.0, 1e6, -1e6]);
         xs
     }
 
@@ -243,11 +250,7 @@ mod tests {
     #[test]
     fn gelu_gradient_matches_the_exact_derivative() {
         let xs = grid();
-        let grad: Vec<f32> = xs
-            .iter()
-            .enumerate()
-            .map(|(i, _)| 1.0 + (i % 7) as f32 * 0.25)
-            .collect();
+        let grad: Vec<f32> = xs.iter().enumerate().map(|(i, _)| 1.0 + (i % 7) as f32 * 0.25).collect();
         let ys = gelu_backward(&xs, &grad);
         let mut worst = 0f64;
         for ((&x, &g), &y) in xs.iter().zip(&grad).zip(&ys) {
@@ -273,23 +276,15 @@ mod tests {
     #[test]
     fn softmax_rows_sum_to_one_and_match_the_definition() {
         let n = 37;
-        let mut data: Vec<f32> = (0..5 * n)
-            .map(|i| ((i * 7919) % 101) as f32 / 7.0 - 6.0)
-            .collect();
+        let mut data: Vec<f32> = (0..5 * n).map(|i| ((i * 7919) % 101) as f32 / 7.0 - 6.0).collect();
         let original = data.clone();
         softmax_rows(&mut data, n);
         for (row, orig) in data.chunks(n).zip(original.chunks(n)) {
-            let max = orig
-                .iter()
-                .cloned()
-                .fold(f64::NEG_INFINITY, |m, v| m.max(v as f64));
+            let max = orig.iter().cloned().fold(f64::NEG_INFINITY, |m, v| m.max(v as f64));
             let total: f64 = orig.iter().map(|&v| (v as f64 - max).exp()).sum();
             for (&p, &v) in row.iter().zip(orig) {
                 let exact = (v as f64 - max).exp() / total;
-                assert!(
-                    (p as f64 - exact).abs() < 1e-7 + 1e-6 * exact,
-                    "{p} vs {exact}"
-                );
+                assert!((p as f64 - exact).abs() < 1e-7 + 1e-6 * exact, "{p} vs {exact}");
             }
         }
     }
@@ -305,5 +300,25 @@ mod tests {
             let a = unsafe { a.assume_init() };
             assert!((a - b).abs() <= 2e-6 * b.abs().max(1.0), "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn softmax_special_values_are_the_same_on_every_instruction_set() {
+        let n = 19;
+        let mut data: Vec<f32> = (0..4 * n).map(|i| (i % 5) as f32).collect();
+        data[3] = f32::NAN;
+        data[n + 4] = f32::INFINITY;
+        data[2 * n + 1] = f32::NEG_INFINITY;
+        let mut plain = data.clone();
+        softmax_rows_chunk::<false>(&mut plain, n);
+        let mut best = data;
+        softmax_rows(&mut best, n);
+        for (a, b) in plain.iter().zip(&best) {
+            assert_eq!(a.is_nan(), b.is_nan(), "{a} vs {b}");
+            assert!(a.is_nan() || (a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        assert!(plain[..2 * n].iter().all(|v| v.is_nan()));
+        assert_eq!(plain[2 * n + 1], 0.0);
+        assert!(plain[2 * n..].iter().all(|v| v.is_finite()));
     }
 }

@@ -18,10 +18,7 @@ pub const CASES: [&str; 5] = ["cls_tiny", "cls_interp", "headmask", "model_poole
 /// Max absolute difference of two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// The device the tests run on: `VIT_TEST_DEVICE` = `cpu` (default), `wgpu`, `vulkan` or `cuda`

@@ -29,7 +29,8 @@ pub fn pattern(class: usize, seed: u64) -> RgbImage {
                 _ => ((x + phase) / 4).is_multiple_of(2),
             };
             let noise = (next() % 40) as i64 - 20;
-            let px = |c: u64| if on { (c as i64 + noise).clamp(0, 255) as u8 } else { (20 + noise).clamp(0, 255) as u8 };
+            let px =
+                |c: u64| if on { (c as i64 + noise).clamp(0, 255) as u8 } else { (20 + noise).clamp(0, 255) as u8 };
             img.put_pixel(x, y, Rgb([px(colour[0]), px(colour[1]), px(colour[2])]));
         }
     }
@@ -128,9 +129,7 @@ pub fn make_smooth_folder(root: &Path, count: usize) {
     for i in 0..count {
         let base = pattern(0, i as u64 + 999).get_pixel(0, 0).0;
         let colour = if base.iter().all(|&c| c < 40) { [200, 120, 60] } else { base };
-        let img = RgbImage::from_fn(32, 32, |_, y| {
-            Rgb(colour.map(|c| (c as u32 * (16 + y) / 48).min(255) as u8))
-        });
+        let img = RgbImage::from_fn(32, 32, |_, y| Rgb(colour.map(|c| (c as u32 * (16 + y) / 48).min(255) as u8)));
         img.save(dir.join(format!("{i:04}.png"))).unwrap();
     }
 }

@@ -1,0 +1,98 @@
+//! `vit-train export`: a training checkpoint → an HF model directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Device;
+use burn::train::checkpoint::Checkpointer;
+use clap::Args;
+use vit_data::ImageProcessor;
+use vit_model::{PretrainedViT, ViTConfig, ViTForImageClassification, ViTForMaskedImageModeling};
+
+use crate::run::checkpoint_sets::{CheckpointSets, latest_intact, verify};
+use crate::run::checkpointer::SetCheckpointer;
+use crate::run::config::{RunConfig, Task};
+use crate::run::dir::RunDir;
+use crate::run::steps::{ClassifierStep, SimMimStep};
+
+/// Arguments of `vit-train export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The run's output directory.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The checkpoint to export: an epoch, or with `run.eval_every` an evaluation (default: the
+    /// latest complete one).
+    #[arg(long)]
+    pub epoch: Option<usize>,
+    /// Where to write the HF model directory.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Replace `--output` when it is a directory that is not empty.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// Runs `vit-train export`.
+pub fn run(args: ExportArgs) -> Result<()> {
+    let epoch = export(&args.run, args.epoch, &args.output, args.overwrite)?;
+    println!("exported epoch {epoch} of {} to {}", args.run.display(), args.output.display());
+    Ok(())
+}
+
+/// Exports checkpoint `epoch` (default: the latest complete one) of the run in `run` to `output`,
+/// which must not be a non-empty directory unless `overwrite`.
+pub fn export(run: &Path, epoch: Option<usize>, output: &Path, overwrite: bool) -> Result<usize> {
+    let dir = RunDir::new(run);
+    let config = RunConfig::load(&dir.run_config(), &[])
+        .with_context(|| format!("{} is not a vit-train run directory", run.display()))?;
+    let vit_config = ViTConfig::load(dir.model_config())?;
+    let processor = ImageProcessor::load(dir.processor_dir(), vit_config.num_channels)?;
+    let ckpt = dir.checkpoint_dir();
+    let epoch = match epoch {
+        Some(e) => {
+            verify(&ckpt, e).with_context(|| format!("no intact checkpoint of epoch {e} in {}", ckpt.display()))?;
+            e
+        }
+        None => match latest_intact(&ckpt)? {
+            Some(e) => e,
+            None => bail!("{} holds no complete checkpoint", ckpt.display()),
+        },
+    };
+    if output.is_file() {
+        bail!("--output {} is a file; give a directory", output.display());
+    }
+    if vit_io::is_non_empty_dir(output) && !overwrite {
+        bail!(
+            "--output {} is not empty; pass --overwrite to replace it, or choose another directory",
+            output.display()
+        );
+    }
+    let sets = CheckpointSets::new(&ckpt);
+    let record: ModuleRecord = Checkpointer::<ModuleRecord>::restore(&SetCheckpointer::new(&sets, "model"), epoch)
+        .map_err(|e| anyhow::anyhow!("cannot read the model checkpoint of epoch {epoch} in {}: {e}", ckpt.display()))?;
+    let device = Device::flex();
+    let bad = |e| anyhow::anyhow!("the checkpoint of epoch {epoch} does not fit the run's model: {e:?}");
+    vit_io::replace_dir::<anyhow::Error>(output, |tmp| {
+        match config.task {
+            Task::Classification => {
+                let step = ClassifierStep {
+                    model: ViTForImageClassification::new(&vit_config, &device),
+                    interpolate_pos_encoding: false,
+                    guard: None,
+                };
+                step.try_load_record(record).map_err(bad)?.model.save_pretrained(&vit_config, tmp)?;
+            }
+            Task::Simmim => {
+                let model = ViTForMaskedImageModeling::new(&vit_config, &device)?;
+                let step = SimMimStep { model, guard: None, samples: None };
+                step.try_load_record(record).map_err(bad)?.model.save_pretrained(&vit_config, tmp)?;
+            }
+        }
+        processor.save(tmp)?;
+        Ok(())
+    })?;
+    Ok(epoch)
+}

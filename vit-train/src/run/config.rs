@@ -1,0 +1,493 @@
+//! The run configuration: one TOML file (plus `--set section.key=value` overrides, see
+//! [`super::overrides`]), typed field by field and validated with errors that name the field.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use vit_data::{Augmentation, Normalization, Resample};
+use vit_model::ViTConfig;
+
+use super::schedule::Decay;
+use crate::device::DeviceSpec;
+
+/// What a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Supervised image classification (`ViTForImageClassification`).
+    Classification,
+    /// SimMIM masked-image-modelling pretraining (`ViTForMaskedImageModeling`).
+    Simmim,
+}
+
+/// An architecture to train from scratch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Preset {
+    /// ViT-Ti/16: width 192, 12 layers, 3 heads.
+    #[serde(rename = "vit-tiny")]
+    Tiny,
+    /// ViT-S/16: width 384, 12 layers, 6 heads.
+    #[serde(rename = "vit-small")]
+    Small,
+    /// ViT-B/16: width 768, 12 layers, 12 heads.
+    #[serde(rename = "vit-base")]
+    Base,
+    /// ViT-L/16: width 1024, 24 layers, 16 heads.
+    #[serde(rename = "vit-large")]
+    Large,
+}
+
+impl Preset {
+    /// The preset's HF configuration (224 px, patch 16).
+    pub fn config(self) -> ViTConfig {
+        match self {
+            Preset::Tiny => ViTConfig::tiny(),
+            Preset::Small => ViTConfig::small(),
+            Preset::Base => ViTConfig::base(),
+            Preset::Large => ViTConfig::large(),
+        }
+    }
+}
+
+/// Where the images come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    /// The CIFAR-10 binary release.
+    Cifar10,
+    /// The CIFAR-100 binary release (fine labels).
+    Cifar100,
+    /// One sub-directory of images per class.
+    Imagefolder,
+}
+
+impl DatasetKind {
+    /// The name as written in a config.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::Imagefolder => "imagefolder",
+        }
+    }
+}
+
+/// A whole run: task, model, data, optimizer and run settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// `classification` or `simmim`.
+    pub task: Task,
+    /// Where the model comes from.
+    pub model: ModelSection,
+    /// The dataset and its preprocessing.
+    pub data: DataSection,
+    /// AdamW, schedule, clipping.
+    #[serde(default)]
+    pub optimizer: OptimizerSection,
+    /// Length, checkpoints, output.
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+/// `[model]`: an HF model directory to start from, or an architecture.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// An HF model directory (`config.json` + `model.safetensors`) to fine-tune.
+    pub pretrained: Option<PathBuf>,
+    /// An architecture to train from scratch: `vit-tiny`, `vit-small`, `vit-base`, `vit-large`.
+    pub preset: Option<Preset>,
+    /// Image side the model is made for (default: the data's image size).
+    pub image_size: Option<usize>,
+    /// Patch side (default 16).
+    pub patch_size: Option<usize>,
+    /// Overrides of the preset's width.
+    pub hidden_size: Option<usize>,
+    /// Overrides of the preset's depth.
+    pub num_hidden_layers: Option<usize>,
+    /// Overrides of the preset's heads.
+    pub num_attention_heads: Option<usize>,
+    /// Overrides of the preset's MLP width.
+    pub intermediate_size: Option<usize>,
+    /// Overrides of the preset's activation.
+    pub hidden_act: Option<String>,
+    /// Dropout after embeddings and dense outputs.
+    pub hidden_dropout_prob: Option<f64>,
+    /// Dropout on attention probabilities.
+    pub attention_probs_dropout_prob: Option<f64>,
+    /// Whether q, k, v have biases.
+    pub qkv_bias: Option<bool>,
+    /// Initialisation std.
+    pub initializer_range: Option<f64>,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: Option<f64>,
+    /// SimMIM decoder stride (default: the patch size).
+    pub encoder_stride: Option<usize>,
+    /// Number of labels (default: the dataset's classes).
+    pub num_labels: Option<usize>,
+    /// Re-initialise checkpoint weights whose shapes differ (e.g. another number of classes).
+    #[serde(default)]
+    pub ignore_mismatched_sizes: bool,
+    /// Resize position embeddings when the data's image size differs from the model's.
+    #[serde(default)]
+    pub interpolate_pos_encoding: bool,
+}
+
+impl ModelSection {
+    /// The architecture fields that are set: they shape a model from scratch and cannot apply to
+    /// a pretrained one.
+    pub fn architecture_fields_set(&self) -> Vec<&'static str> {
+        let set = [
+            ("image_size", self.image_size.is_some()),
+            ("patch_size", self.patch_size.is_some()),
+            ("hidden_size", self.hidden_size.is_some()),
+            ("num_hidden_layers", self.num_hidden_layers.is_some()),
+            ("num_attention_heads", self.num_attention_heads.is_some()),
+            ("intermediate_size", self.intermediate_size.is_some()),
+            ("hidden_act", self.hidden_act.is_some()),
+            ("qkv_bias", self.qkv_bias.is_some()),
+            ("initializer_range", self.initializer_range.is_some()),
+            ("layer_norm_eps", self.layer_norm_eps.is_some()),
+            ("encoder_stride", self.encoder_stride.is_some()),
+        ];
+        set.into_iter().filter(|(_, on)| *on).map(|(name, _)| name).collect()
+    }
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// `cifar10`, `cifar100` or `imagefolder`.
+    pub dataset: DatasetKind,
+    /// CIFAR: the directory holding (or to receive) the binary release. ImageFolder: the root
+    /// with one sub-directory per class (split by `validation_split` unless `validation_dir`).
+    pub path: PathBuf,
+    /// ImageFolder: a separate validation root with the same classes.
+    pub validation_dir: Option<PathBuf>,
+    /// CIFAR: download the official archive when absent.
+    #[serde(default)]
+    pub download: bool,
+    /// Side of the images fed to the model.
+    pub image_size: usize,
+    /// Training augmentation: `none`, `random-resized-crop` (RandomResizedCrop + flip, HF's
+    /// run_image_classification), `pad-crop-flip` (pad 4 + random crop + flip, for small images).
+    #[serde(default = "default_augmentation")]
+    pub augmentation: Augmentation,
+    /// Share of an ImageFolder root held out for validation (HF's default 0.15).
+    #[serde(default = "default_validation_split")]
+    pub validation_split: f64,
+    /// Images per optimizer micro-batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Images per evaluation batch (default: `batch_size`).
+    pub eval_batch_size: Option<usize>,
+    /// Threads decoding and augmenting (0: all cores).
+    #[serde(default)]
+    pub workers: usize,
+    /// Normalisation: `half` (mean = std = 0.5, HF's default) or `imagenet`.
+    #[serde(default = "default_normalize")]
+    pub normalize: Normalization,
+    /// Resampling filter: `bilinear` (default), `bicubic`, `nearest`.
+    #[serde(default = "default_resample")]
+    pub resample: Resample,
+    /// SimMIM: side of a masked cell in pixels (run_mim.py default 32).
+    #[serde(default = "default_mask_patch_size")]
+    pub mask_patch_size: usize,
+    /// SimMIM: share of cells masked (run_mim.py default 0.6).
+    #[serde(default = "default_mask_ratio")]
+    pub mask_ratio: f64,
+    /// ImageFolder: skip unreadable images with a warning instead of stopping.
+    #[serde(default)]
+    pub skip_corrupt: bool,
+}
+
+impl DataSection {
+    /// Images per evaluation batch.
+    pub fn eval_batch_size(&self) -> usize {
+        self.eval_batch_size.unwrap_or(self.batch_size)
+    }
+}
+
+/// `[optimizer]`: AdamW as HF's Trainer sets it up.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerSection {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Adam beta1.
+    pub beta1: f64,
+    /// Adam beta2.
+    pub beta2: f64,
+    /// Adam epsilon.
+    pub eps: f64,
+    /// Decoupled weight decay (not applied to biases, LayerNorm, position and CLS embeddings).
+    pub weight_decay: f64,
+    /// Clip gradients by their global norm over all parameters (0 = no clipping).
+    pub max_grad_norm: f64,
+    /// Micro-batches per optimizer step.
+    pub grad_accumulation: usize,
+    /// Warmup steps (overrides `warmup_ratio` when set).
+    pub warmup_steps: Option<usize>,
+    /// Warmup as a share of all steps.
+    pub warmup_ratio: f64,
+    /// After warmup: `cosine`, `linear` or `constant`.
+    pub schedule: Decay,
+    /// Label smoothing of the classification loss.
+    pub label_smoothing: f64,
+    /// Layer-wise lr decay for fine-tuning (1 = none): layer i gets lr · decay^(L − i).
+    pub layer_decay: f64,
+}
+
+impl Default for OptimizerSection {
+    fn default() -> Self {
+        Self {
+            lr: 5e-5,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            grad_accumulation: 1,
+            warmup_steps: None,
+            warmup_ratio: 0.0,
+            schedule: Decay::Linear,
+            label_smoothing: 0.0,
+            layer_decay: 1.0,
+        }
+    }
+}
+
+/// `[run]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Train exactly this many optimizer steps (overrides `epochs`).
+    pub max_steps: Option<usize>,
+    /// Validate and checkpoint every N optimizer steps (and after the last); unset: at the end
+    /// of every epoch.
+    pub eval_every: Option<usize>,
+    /// Seed of initialisation, data order, augmentation, masks and dropout.
+    pub seed: u64,
+    /// Checkpoints kept besides the best (a checkpoint per evaluation).
+    pub keep_last: usize,
+    /// Stop when the validation loss has not improved for this many evaluations.
+    pub early_stopping_patience: Option<usize>,
+    /// Where the run writes everything.
+    pub output_dir: PathBuf,
+    /// `cpu`, `cuda:0`, `wgpu`, `wgpu:discrete:0`, `vulkan:0`, ...
+    pub device: DeviceSpec,
+    /// Data-parallel training on several devices (burn-train's multi-device strategy), e.g.
+    /// `["cuda:0", "cuda:1"]`; empty: `device` alone.
+    pub devices: Vec<DeviceSpec>,
+    /// A metrics.csv row (and, when not on a terminal, a log line) every N optimizer steps.
+    pub log_every: usize,
+    /// SimMIM: write a reconstruction grid (samples/step-N.png) every N micro-batches (0: never).
+    pub sample_every: usize,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self {
+            epochs: 3,
+            max_steps: None,
+            eval_every: None,
+            seed: 42,
+            keep_last: 2,
+            early_stopping_patience: None,
+            output_dir: PathBuf::from("runs/default"),
+            device: DeviceSpec::Cpu,
+            devices: Vec::new(),
+            log_every: 50,
+            sample_every: 500,
+        }
+    }
+}
+
+fn default_augmentation() -> Augmentation {
+    Augmentation::RandomResizedCropFlip
+}
+fn default_validation_split() -> f64 {
+    0.15
+}
+fn default_batch_size() -> usize {
+    64
+}
+fn default_normalize() -> Normalization {
+    Normalization::Half
+}
+fn default_resample() -> Resample {
+    Resample::Bilinear
+}
+fn default_mask_patch_size() -> usize {
+    32
+}
+fn default_mask_ratio() -> f64 {
+    0.6
+}
+
+/// An error unless `value` is finite and within `range` (`field` names it).
+fn check_range(field: &str, value: f64, range: impl std::ops::RangeBounds<f64> + std::fmt::Debug) -> Result<()> {
+    if !value.is_finite() || !range.contains(&value) {
+        bail!("{field}: must be a finite number in {range:?}, got {value}");
+    }
+    Ok(())
+}
+
+impl RunConfig {
+    /// Reads `path`, applies `overrides` (`section.key=value`, the value in TOML syntax or a bare
+    /// string) and validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+        Self::parse(&text, overrides).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses a config text with overrides.
+    pub fn parse(text: &str, overrides: &[String]) -> Result<Self> {
+        let config: RunConfig = super::overrides::deserialize_with_overrides(text, overrides)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that the types alone cannot.
+    pub fn validate(&self) -> Result<()> {
+        let d = &self.data;
+        if d.image_size == 0 || d.image_size > 16384 {
+            bail!("data.image_size: must be between 1 and 16384, got {}", d.image_size);
+        }
+        if d.batch_size == 0 {
+            bail!("data.batch_size: must be at least 1");
+        }
+        if d.eval_batch_size == Some(0) {
+            bail!("data.eval_batch_size: must be at least 1");
+        }
+        check_range("data.validation_split", d.validation_split, 0.0..1.0)?;
+        check_range("data.mask_ratio", d.mask_ratio, 0.0..=1.0)?;
+        let m = &self.model;
+        if m.pretrained.is_some() == m.preset.is_some() {
+            bail!(
+                "model: set exactly one of `pretrained` (an HF model directory) or `preset` (vit-tiny, vit-small, \
+                 vit-base, vit-large)"
+            );
+        }
+        for (field, value) in [
+            ("model.hidden_dropout_prob", m.hidden_dropout_prob),
+            ("model.attention_probs_dropout_prob", m.attention_probs_dropout_prob),
+        ] {
+            if let Some(p) = value {
+                check_range(field, p, 0.0..1.0)?;
+            }
+        }
+        for (field, value) in
+            [("model.initializer_range", m.initializer_range), ("model.layer_norm_eps", m.layer_norm_eps)]
+        {
+            if let Some(v) = value {
+                check_range(field, v, 0.0..)?;
+            }
+        }
+        let o = &self.optimizer;
+        if !(o.lr > 0.0 && o.lr.is_finite()) {
+            bail!("optimizer.lr: must be positive, got {}", o.lr);
+        }
+        check_range("optimizer.beta1", o.beta1, 0.0..1.0)?;
+        check_range("optimizer.beta2", o.beta2, 0.0..1.0)?;
+        check_range("optimizer.eps", o.eps, 0.0..)?;
+        check_range("optimizer.weight_decay", o.weight_decay, 0.0..)?;
+        check_range("optimizer.max_grad_norm", o.max_grad_norm, 0.0..)?;
+        if o.grad_accumulation == 0 {
+            bail!("optimizer.grad_accumulation: must be at least 1");
+        }
+        check_range("optimizer.warmup_ratio", o.warmup_ratio, 0.0..1.0)?;
+        check_range("optimizer.label_smoothing", o.label_smoothing, 0.0..1.0)?;
+        if !(o.layer_decay > 0.0 && o.layer_decay <= 1.0) {
+            bail!("optimizer.layer_decay: must be in (0, 1], got {}", o.layer_decay);
+        }
+        let r = &self.run;
+        if r.epochs == 0 && r.max_steps.is_none() {
+            bail!("run.epochs: must be at least 1 (or set run.max_steps)");
+        }
+        if r.max_steps == Some(0) {
+            bail!("run.max_steps: must be at least 1");
+        }
+        if r.eval_every == Some(0) {
+            bail!(
+                "run.eval_every: must be at least 1 (optimizer steps); leave it out to evaluate at the end of every \
+                 epoch"
+            );
+        }
+        if r.log_every == 0 {
+            bail!("run.log_every: must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The config as TOML, as saved in the output directory.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The device the run trains on (the first of `run.devices`, else `run.device`).
+    pub fn main_device(&self) -> &DeviceSpec {
+        self.run.devices.first().unwrap_or(&self.run.device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+task = "classification"
+[model]
+preset = "vit-tiny"
+[data]
+dataset = "cifar10"
+path = "data/cifar10"
+image_size = 32
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = RunConfig::parse(MINIMAL, &[]).unwrap();
+        assert_eq!(c.optimizer.grad_accumulation, 1);
+        assert_eq!(c.data.batch_size, 64);
+        assert_eq!(c.run.device, DeviceSpec::Cpu);
+    }
+
+    #[test]
+    fn misspelled_key_suggests_the_right_one() {
+        let text = MINIMAL.replace("image_size = 32", "image_size = 32\nbatch_sise = 8");
+        let err = format!("{:#}", RunConfig::parse(&text, &[]).unwrap_err());
+        assert!(err.contains("batch_sise") && err.contains("did you mean `batch_size`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let text = MINIMAL.replace("image_size = 32", "image_size = \"big\"");
+        let err = format!("{:#}", RunConfig::parse(&text, &[]).unwrap_err());
+        assert!(err.contains("image_size"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_and_are_validated() {
+        let c = RunConfig::parse(MINIMAL, &["optimizer.lr=0.01".into(), "run.output_dir=out/x".into()]).unwrap();
+        assert_eq!(c.optimizer.lr, 0.01);
+        assert_eq!(c.run.output_dir, PathBuf::from("out/x"));
+        let err = format!("{:#}", RunConfig::parse(MINIMAL, &["optimizer.schedule=wavy".into()]).unwrap_err());
+        assert!(err.contains("optimizer.schedule"), "{err}");
+        let err = format!("{:#}", RunConfig::parse(MINIMAL, &["optimizer.lrr=1".into()]).unwrap_err());
+        assert!(err.contains("did you mean `lr`"), "{err}");
+    }
+
+    #[test]
+    fn needs_exactly_one_model_source() {
+        let text = MINIMAL.replace("preset = \"vit-tiny\"", "");
+        let err = format!("{:#}", RunConfig::parse(&text, &[]).unwrap_err());
+        assert!(err.contains("pretrained") && err.contains("preset"), "{err}");
+    }
+}

@@ -1,0 +1,22 @@
+//! The machinery of a training run: its config ([`config`], [`overrides`]), the plan resolved from
+//! it ([`plan`]), the output directory ([`dir`]), the run's position ([`clock`], [`segments`]),
+//! data ([`data`], [`loader`]), models and steps ([`model`], [`steps`], [`guard`]), optimizer and
+//! schedule ([`optim`], [`schedule`]), checkpoints ([`checkpoint_sets`], [`checkpointer`]) and the training loop that
+//! puts them together ([`trainer`]).
+
+pub mod checkpoint_sets;
+pub mod checkpointer;
+pub mod clock;
+pub mod config;
+pub mod data;
+pub mod dir;
+pub mod guard;
+pub mod loader;
+pub mod model;
+pub mod optim;
+pub mod overrides;
+pub mod plan;
+pub mod schedule;
+pub mod segments;
+pub mod steps;
+pub mod trainer;

@@ -1,0 +1,333 @@
+//! The training loop: the plan's data, model, optimizer and checkpoints handed to burn-train's
+//! `Learner`, and the best model exported at the end.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use burn::data::dataloader::DataLoader;
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::train::checkpoint::{
+    Checkpointer, ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
+};
+use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
+use burn::train::{
+    ExecutionStrategy, InferenceStep, Interrupter, Learner, LearnerModel, MetricEarlyStoppingStrategy,
+    MultiDeviceOptim, StoppingCondition, SupervisedTraining, TrainStep, TrainingStrategy,
+};
+use vit_data::ImageBatch;
+use vit_model::PretrainedViT;
+
+use super::checkpoint_sets::{CheckpointSets, latest_intact, remove_stale_temporaries};
+use super::checkpointer::SetCheckpointer;
+use super::clock::RunClock;
+use super::config::Task;
+use super::data::batchers;
+use super::guard::{NonFinitePolicy, StepGuard};
+use super::loader::EpochLoader;
+use super::model;
+use super::optim::{build_optimizer, build_schedule};
+use super::plan::{RunPlan, Start};
+use super::steps::{ClassifierStep, SimMimStep};
+use crate::report::curves::write_curves;
+use crate::report::metrics_csv;
+use crate::report::renderer::ProgressRenderer;
+use crate::report::samples::SampleWriter;
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct TrainSummary {
+    /// The output directory.
+    pub output_dir: PathBuf,
+    /// The exported HF model directory.
+    pub exported: PathBuf,
+}
+
+/// A planned run with its loaders and clock, ready to launch.
+struct Launch {
+    plan: RunPlan,
+    /// The previous run moved aside by `--overwrite`.
+    retired: Option<PathBuf>,
+    clock: RunClock,
+    train: Arc<dyn DataLoader<ImageBatch>>,
+    valid: Arc<dyn DataLoader<ImageBatch>>,
+}
+
+impl Launch {
+    fn training<M>(&self) -> Result<SupervisedTraining<M>>
+    where
+        M: LearnerModel + TrainStep<Input = ImageBatch> + InferenceStep<Input = ImageBatch>,
+    {
+        let (config, dir) = (&self.plan.config, &self.plan.dir);
+        let resume = self.plan.start.checkpoint();
+        let renderer = ProgressRenderer::new(&dir.metrics_csv(), config.run.log_every, self.clock.clone(), resume)
+            .context("cannot set up progress output")?;
+        let strategy = ComposedCheckpointingStrategy::builder()
+            .add(KeepLastNCheckpoints::new(config.run.keep_last.max(1)))
+            .add(MetricCheckpointingStrategy::new(&LossMetric::new(), Aggregate::Mean, Direction::Lowest, Split::Valid))
+            .build();
+        let sets = CheckpointSets::new(&dir.checkpoint_dir()).retiring(self.retired.clone());
+        let mut training = SupervisedTraining::new(dir.root(), self.train.clone(), self.valid.clone())
+            .with_custom_checkpointers(
+                SetCheckpointer::new(&sets, "model"),
+                SetCheckpointer::new(&sets, "optim"),
+                SetCheckpointer::new(&sets, "scheduler"),
+            )
+            .with_checkpointing_strategy(strategy)
+            .renderer(Box::new(renderer))
+            .num_epochs(self.plan.segments.count());
+        if let Some(epoch) = resume {
+            training = training.checkpoint(epoch);
+        }
+        if config.optimizer.grad_accumulation > 1 {
+            // burn-train sums the gradients of this many micro-batches (the guard divides each
+            // loss by it) and steps the optimizer and the schedule once; an epoch's last, shorter
+            // group is stepped at its end.
+            training = training.grads_accumulation(config.optimizer.grad_accumulation);
+        }
+        if config.run.devices.len() > 1 {
+            let devices = config.run.devices.iter().map(|d| d.device().map(|d| d.autodiff())).collect::<Result<_>>()?;
+            training = training.with_training_strategy(TrainingStrategy::Default(ExecutionStrategy::multi(
+                devices,
+                MultiDeviceOptim::OptimMainDevice,
+            )));
+        }
+        if let Some(patience) = config.run.early_stopping_patience {
+            training = training.early_stopping(MetricEarlyStoppingStrategy::new(
+                &LossMetric::new(),
+                Aggregate::Mean,
+                Direction::Lowest,
+                Split::Valid,
+                StoppingCondition::NoImprovementSince { n_epochs: patience },
+            ));
+        }
+        Ok(training)
+    }
+
+    fn guard(&self, interrupter: Interrupter) -> StepGuard {
+        let options = &self.plan.options;
+        let policy = match options.skip_nonfinite {
+            true => NonFinitePolicy::Skip { max_consecutive: options.max_skips },
+            false => NonFinitePolicy::Stop,
+        };
+        let o = &self.plan.config.optimizer;
+        StepGuard::new(policy, interrupter, o.max_grad_norm, o.grad_accumulation, self.clock.clone())
+    }
+
+    /// What is left of the run to fall back on, for messages.
+    fn checkpoint_note(&self) -> String {
+        let dir = self.plan.dir.checkpoint_dir();
+        match latest_intact(&dir) {
+            Ok(Some(n)) => format!("The last good checkpoint ({n}) in {} is intact", dir.display()),
+            _ => "No checkpoint had been saved yet".to_string(),
+        }
+    }
+
+    fn check_guard(&self, guard: &StepGuard) -> Result<()> {
+        let events = guard.events();
+        let Some(first) = events.first() else { return Ok(()) };
+        if !self.plan.options.skip_nonfinite {
+            bail!(
+                "training stopped: the {} became {} at micro-batch {}. {}; lower optimizer.lr, set \
+                 optimizer.max_grad_norm, or pass --skip-nonfinite to skip such steps",
+                first.what,
+                first.value,
+                first.micro_batch,
+                self.checkpoint_note()
+            );
+        }
+        let last = events.last().unwrap_or(first);
+        if guard.gave_up() {
+            bail!(
+                "training stopped: more than {} optimizer steps in a row had a non-finite loss or gradient norm (the \
+                 last at micro-batch {}: {} = {}); the weights are likely no longer finite. {}; lower optimizer.lr \
+                 or raise --max-skips",
+                self.plan.options.max_skips,
+                last.micro_batch,
+                last.what,
+                last.value,
+                self.checkpoint_note()
+            );
+        }
+        eprintln!(
+            "warning: skipped {} optimizer steps with a non-finite loss or gradient norm (first at micro-batch {})",
+            events.len(),
+            first.micro_batch
+        );
+        Ok(())
+    }
+
+    /// Writes the model's `config.json` and `preprocessor_config.json` into the run directory, so
+    /// that `vit-train export` can rebuild the model from a checkpoint without the data.
+    fn save_model_files(&self) -> Result<()> {
+        let (plan, dir) = (&self.plan, &self.plan.dir);
+        plan.vit_config.save(dir.model_config()).context("cannot write the model config")?;
+        plan.processor.save(dir.processor_dir()).context("cannot write preprocessor_config.json")?;
+        Ok(())
+    }
+
+    /// The best kept checkpoint (lowest validation loss): its number, validation row and record.
+    fn best_record(&self) -> Option<(usize, metrics_csv::Row, ModuleRecord)> {
+        let dir = &self.plan.dir;
+        let mut rows: Vec<(metrics_csv::Row, f64)> = metrics_csv::read(&dir.metrics_csv())
+            .ok()?
+            .into_iter()
+            .filter(|r| r.split == "valid")
+            .filter_map(|r| r.loss.map(|loss| (r, loss)))
+            .collect();
+        rows.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let checkpointer = SetCheckpointer::new(&CheckpointSets::new(&dir.checkpoint_dir()), "model");
+        rows.into_iter().find_map(|(row, _)| {
+            let checkpoint = self.clock.checkpoint_at_step(row.step as usize);
+            let record = Checkpointer::<ModuleRecord>::restore(&checkpointer, checkpoint).ok()?;
+            Some((checkpoint, row, record))
+        })
+    }
+
+    /// Exports the best kept checkpoint (else the final model) of the wrapped `step` model as an HF
+    /// directory, with its preprocessing, and draws the curves.
+    fn finish<W: Module, M: PretrainedViT>(&self, step: W, inner: impl Fn(W) -> M) -> Result<PathBuf> {
+        let dir = &self.plan.dir;
+        let best = dir.best_dir();
+        let step = match self.best_record() {
+            Some((checkpoint, row, record)) => match step.clone().try_load_record(record) {
+                Ok(loaded) => {
+                    eprintln!(
+                        "exporting the best checkpoint ({checkpoint}: step {}, epoch {}) to {}",
+                        row.step,
+                        metrics_csv::cell(Some(row.epoch)),
+                        best.display()
+                    );
+                    loaded
+                }
+                Err(e) => {
+                    eprintln!("warning: cannot reload checkpoint {checkpoint} ({e:?}); exporting the final model");
+                    step
+                }
+            },
+            None => step,
+        };
+        let model = inner(step);
+        ensure_finite(&model).context("the model is not exported")?;
+        vit_io::replace_dir::<anyhow::Error>(&best, |tmp| {
+            model.save_pretrained(&self.plan.vit_config, tmp).context("cannot export the model")?;
+            self.plan.processor.save(tmp).context("cannot write preprocessor_config.json")?;
+            Ok(())
+        })?;
+        if let Err(e) = write_curves(&dir.metrics_csv(), &dir.curves_png()) {
+            eprintln!("warning: no curves.png: {e:#}");
+        }
+        Ok(best)
+    }
+}
+
+/// An error naming the first weight tensor holding NaN or ±inf.
+fn ensure_finite<M: PretrainedViT>(model: &M) -> Result<()> {
+    for (key, tensor) in model.to_hf_tensors()? {
+        if let Some(v) = tensor.data.iter().find(|v| !v.is_finite()) {
+            bail!("its weight `{key}` holds {v}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs the training a plan describes: writes the run directory (replacing a previous run when
+/// asked), trains under burn-train and exports the best model.
+pub fn train(plan: RunPlan) -> Result<TrainSummary> {
+    let config = plan.config.clone();
+    plan.device.seed(config.run.seed);
+    if config.data.workers > 0 {
+        // The data threads (rayon) also run flex's kernels; set once per process.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(config.data.workers).build_global();
+    }
+    let retired = match plan.start {
+        Start::Replace => {
+            let aside = plan.dir.retire()?;
+            eprintln!(
+                "--overwrite: the previous run is now {}; it is deleted once this run's first checkpoint is complete",
+                aside.display()
+            );
+            Some(aside)
+        }
+        _ => None,
+    };
+    plan.dir.start(&config.to_toml())?;
+    remove_stale_temporaries(plan.dir.root());
+    remove_stale_temporaries(&plan.dir.checkpoint_dir());
+    if let Some(checkpoint) = plan.start.checkpoint() {
+        eprintln!("resuming {} from checkpoint {checkpoint}", plan.dir.root().display());
+    }
+    let train_device = plan.device.clone().autodiff();
+    let mask = (config.task == Task::Simmim).then_some((config.data.mask_patch_size, plan.vit_config.patch_size));
+    let (train_batcher, eval_batcher) = batchers(&config.data, &plan.processor, config.run.seed, mask)?;
+    let clock = RunClock::new(plan.segments, plan.start.checkpoint().unwrap_or(0));
+    let (train_data, valid_data) = (plan.data.train.clone(), plan.data.valid.clone());
+    let train_loader = EpochLoader::training(
+        train_data,
+        train_batcher,
+        config.data.batch_size,
+        config.run.seed,
+        clock.clone(),
+        train_device.clone(),
+    );
+    let valid_loader =
+        EpochLoader::evaluation(valid_data, eval_batcher, config.data.eval_batch_size(), train_device.clone());
+    let optimizer = build_optimizer(&config.optimizer)?;
+    let scheduler = build_schedule(&config.optimizer, plan.segments.total_steps, plan.vit_config.num_hidden_layers)?;
+    let launch = Launch { plan, retired, clock, train: Arc::new(train_loader), valid: Arc::new(valid_loader) };
+
+    let exported = match config.task {
+        Task::Classification => {
+            let mut model = model::classifier(&launch.plan, &train_device)?;
+            launch.save_model_files()?;
+            model.label_smoothing = config.optimizer.label_smoothing as f32;
+            let mut training = launch
+                .training::<ClassifierStep>()?
+                .metrics((AccuracyMetric::new(), LossMetric::new()))
+                .metric_train_numeric(LearningRateMetric::new());
+            if launch.plan.data.classes.len() > 5 {
+                training = training
+                    .metric_train_numeric(TopKAccuracyMetric::new(5))
+                    .metric_valid_numeric(TopKAccuracyMetric::new(5));
+            }
+            let guard = launch.guard(training.interrupter());
+            let step = ClassifierStep {
+                model,
+                interpolate_pos_encoding: launch.plan.interpolate_pos_encoding,
+                guard: Some(guard.clone()),
+            };
+            let result = training.launch(Learner::new(step, optimizer, scheduler));
+            launch.check_guard(&guard)?;
+            if let Some(error) = result.error {
+                bail!("training failed: {error}");
+            }
+            launch.finish(result.model, |s: ClassifierStep| s.model)?
+        }
+        Task::Simmim => {
+            let model = model::simmim(&launch.plan, &train_device)?;
+            launch.save_model_files()?;
+            let training = launch
+                .training::<SimMimStep>()?
+                .metrics((LossMetric::new(),))
+                .metric_train_numeric(LearningRateMetric::new());
+            let guard = launch.guard(training.interrupter());
+            let samples = SampleWriter {
+                dir: launch.plan.dir.samples_dir(),
+                every: config.run.sample_every,
+                mean: launch.plan.processor.image_mean.clone(),
+                std: launch.plan.processor.image_std.clone(),
+                rows: 8,
+            };
+            let step = SimMimStep { model, guard: Some(guard.clone()), samples: Some(samples) };
+            let result = training.launch(Learner::new(step, optimizer, scheduler));
+            launch.check_guard(&guard)?;
+            if let Some(error) = result.error {
+                bail!("training failed: {error}");
+            }
+            launch.finish(result.model, |s: SimMimStep| s.model)?
+        }
+    };
+    Ok(TrainSummary { output_dir: config.run.output_dir.clone(), exported })
+}
