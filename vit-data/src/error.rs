@@ -112,6 +112,21 @@ pub enum DataError {
         record: usize,
     },
 
+    /// A data file of an official dataset release does not have the release's exact size.
+    #[error("`{path}` is {size} bytes, but this {format} file is {expected} bytes in the official release; {hint}")]
+    WrongSize {
+        /// The data file.
+        path: PathBuf,
+        /// The format, e.g. "CIFAR-10 binary".
+        format: &'static str,
+        /// The file size in bytes.
+        size: u64,
+        /// The official size in bytes.
+        expected: u64,
+        /// What the official file holds and what to do.
+        hint: String,
+    },
+
     /// A download failed (network error, HTTP status, interrupted transfer).
     #[error("download of {url} failed: {message}")]
     Download {

@@ -22,12 +22,12 @@ pub mod spelling;
 
 pub use augment::{Augmentation, EvalResize, PAD_CROP_PADDING, RandomResizedCrop, Transform, TransformKind};
 pub use batcher::{HostBatch, ImageBatch, ImageBatcher};
-pub use cifar::{CIFAR_IMAGE_BYTES, Cifar, CifarKind, CifarSplit, load_cifar};
+pub use cifar::{CIFAR_IMAGE_BYTES, Cifar, CifarKind, CifarLoadOptions, CifarSplit, load_cifar};
 pub use dataset::{DEFAULT_VALIDATION_SHARE, ImageDataset, ImageSample, ImageSource, SplitMode};
 pub use decode::DecodeLimits;
 pub use download::{download_archive, download_cifar};
 pub use error::{DataError, Result};
-pub use imagefolder::{ImageFolder, ImageFolderOptions, SkippedImage, open_image_folders};
+pub use imagefolder::{ImageFolder, ImageFolderOptions, SkippedImage, SkippedLink, open_image_folders};
 pub use mask::MaskGenerator;
 pub use processor::{
     IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, ImageProcessor,

@@ -179,3 +179,198 @@ fn layout_errors() {
     let err = ImageFolder::open(dir.path(), &ImageFolderOptions { skip_corrupt: true, ..opts() }).unwrap_err();
     assert!(err.to_string().contains("empty_class"), "{err}");
 }
+
+/// Symbolic links: followed only inside the root, no folder scanned twice, no image twice in a
+/// class.
+#[cfg(unix)]
+mod symlinks {
+    use std::os::unix::fs::symlink;
+    use std::path::{Path, PathBuf};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use burn::data::dataset::Dataset;
+    use vit_data::dataset::ImageSource;
+    use vit_data::{ImageFolder, ImageFolderOptions, SplitMode};
+
+    use super::{common, make_classes, opts};
+
+    /// Opens `root` on another thread, failing the test if the scan takes more than a minute
+    /// (two link loops used to hang it).
+    fn open_bounded(root: &Path, options: ImageFolderOptions) -> vit_data::Result<ImageFolder> {
+        let (tx, rx) = mpsc::channel();
+        let root = root.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(ImageFolder::open(&root, &options));
+        });
+        rx.recv_timeout(Duration::from_secs(60)).expect("the ImageFolder scan did not terminate")
+    }
+
+    /// The files of `folder` relative to `root`.
+    fn relative(folder: &ImageFolder, root: &Path) -> Vec<String> {
+        folder.files().iter().map(|f| f.strip_prefix(root).unwrap().display().to_string()).collect()
+    }
+
+    fn skipped(folder: &ImageFolder, root: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            folder.skipped_links().iter().map(|s| s.path.strip_prefix(root).unwrap().display().to_string()).collect();
+        v.sort();
+        v
+    }
+
+    fn labels(folder: &ImageFolder) -> Vec<usize> {
+        (0..folder.len()).map(|i| folder.label(i)).collect()
+    }
+
+    #[test]
+    fn self_loop_lists_each_image_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        make_classes(root, &[3, 2]);
+        symlink(".", root.join("class0/loop")).unwrap();
+        common::write_image(&root.join("class1/nested/n.png"), 4, 4, 9);
+        symlink("..", root.join("class1/nested/up")).unwrap();
+        symlink(".", root.join("rootloop")).unwrap();
+
+        let folder = open_bounded(root, opts()).unwrap();
+        assert_eq!(folder.class_names(), &["class0", "class1"]);
+        assert_eq!(folder.len(), 6);
+        assert_eq!(labels(&folder), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(
+            relative(&folder, root),
+            [
+                "class0/000.png",
+                "class0/001.png",
+                "class0/002.png",
+                "class1/000.png",
+                "class1/001.png",
+                "class1/nested/n.png"
+            ]
+        );
+        assert_eq!(skipped(&folder, root), ["class0/loop", "class1/nested/up", "rootloop"]);
+        assert!(folder.skipped_links().iter().all(|s| s.reason.contains("already scanned")));
+        assert!(folder.skipped().is_empty());
+
+        // No image on both sides of a split.
+        let ds = folder.into_dataset();
+        let (train, valid) = ds.split(0.34, 1, SplitMode::Stratified).unwrap();
+        let mut all: Vec<usize> = train.source_indices().iter().chain(valid.source_indices()).copied().collect();
+        all.sort();
+        assert_eq!(all, (0..6).collect::<Vec<_>>());
+        assert_eq!(train.len() + valid.len(), 6);
+    }
+
+    #[test]
+    fn mutual_loops_terminate() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        make_classes(root, &[2, 1]);
+        common::write_image(&root.join("class0/x/x.png"), 4, 4, 1);
+        common::write_image(&root.join("class0/y/y.png"), 4, 4, 2);
+        // Two loops through each other, and two more through the class and the root.
+        symlink("../y", root.join("class0/x/to_y")).unwrap();
+        symlink("../x", root.join("class0/y/to_x")).unwrap();
+        symlink("../class0", root.join("class1/to_class0")).unwrap();
+        symlink("../class1", root.join("class0/to_class1")).unwrap();
+        symlink("../../..", root.join("class0/x/to_parent_of_root")).unwrap();
+        symlink("../..", root.join("class0/y/to_root")).unwrap();
+
+        let folder = open_bounded(root, opts()).unwrap();
+        assert_eq!(folder.class_names(), &["class0", "class1"]);
+        assert_eq!(
+            relative(&folder, root),
+            ["class0/000.png", "class0/001.png", "class0/x/x.png", "class0/y/y.png", "class1/000.png"]
+        );
+        assert_eq!(labels(&folder), vec![0, 0, 0, 0, 1]);
+        assert_eq!(
+            skipped(&folder, root),
+            [
+                "class0/to_class1",
+                "class0/x/to_parent_of_root",
+                "class0/x/to_y",
+                "class0/y/to_root",
+                "class0/y/to_x",
+                "class1/to_class0"
+            ]
+        );
+    }
+
+    #[test]
+    fn links_outside_the_root_are_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        for i in 0..4 {
+            common::write_image(&outside.path().join(format!("o{i}.png")), 4, 4, 50 + i);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        make_classes(&root, &[2]);
+        symlink(outside.path(), root.join("class0/ext")).unwrap();
+        symlink(outside.path().join("o0.png"), root.join("class0/ext.png")).unwrap();
+        symlink(outside.path(), root.join("ext_class")).unwrap();
+        symlink(dir.path(), root.join("class0/parent")).unwrap();
+        // A non-image link is ignored like any non-image file, wherever it leads.
+        symlink(outside.path().join("o1.png"), root.join("class0/notes.txt")).unwrap();
+
+        let folder = open_bounded(&root, opts()).unwrap();
+        assert_eq!(folder.class_names(), &["class0"]);
+        assert_eq!(folder.len(), 2);
+        assert_eq!(relative(&folder, &root), ["class0/000.png", "class0/001.png"]);
+        assert_eq!(skipped(&folder, &root), ["class0/ext", "class0/ext.png", "class0/parent", "ext_class"]);
+        for s in folder.skipped_links() {
+            assert!(s.reason.contains("outside the dataset root"), "{s:?}");
+            assert!(!s.target.starts_with(root.canonicalize().unwrap()), "{s:?}");
+        }
+        // A class that only links outside is empty.
+        let only = tempfile::tempdir().unwrap();
+        make_classes(only.path(), &[1]);
+        std::fs::create_dir(only.path().join("linked")).unwrap();
+        symlink(outside.path().join("o2.png"), only.path().join("linked/o2.png")).unwrap();
+        let err = open_bounded(only.path(), opts()).unwrap_err().to_string();
+        assert!(err.contains("linked") && err.contains("no readable images"), "{err}");
+    }
+
+    #[test]
+    fn links_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        common::write_image(&root.join("cat/a.png"), 4, 4, 1);
+        common::write_image(&root.join("cat/sub/s.png"), 4, 4, 2);
+        common::write_image(&root.join("dog/b.png"), 4, 4, 3);
+        common::write_image(&root.join(".pool/p.png"), 4, 4, 4);
+        // Same class, same image: listed once (the real file wins over the links).
+        symlink("a.png", root.join("cat/0dup.png")).unwrap();
+        symlink("../a.png", root.join("cat/sub/dup.png")).unwrap();
+        // Another class: kept, like a copy.
+        symlink("../cat/a.png", root.join("dog/shared.png")).unwrap();
+        // A folder already scanned as part of another class, and a whole class linked twice.
+        symlink("../cat/sub", root.join("dog/more")).unwrap();
+        symlink("cat", root.join("kitty")).unwrap();
+        // A link to a real class does not take its place (links are followed after the real tree).
+        symlink("zebra", root.join("aaa")).unwrap();
+        common::write_image(&root.join("zebra/z.png"), 4, 4, 5);
+        // A folder reached only through a link is scanned once, for the link's class.
+        symlink("../.pool", root.join("dog/pool")).unwrap();
+        symlink("../.pool", root.join("zebra/pool")).unwrap();
+        // A broken link is an unreadable image.
+        symlink("nowhere.png", root.join("zebra/broken.png")).unwrap();
+
+        let err = open_bounded(root, opts()).unwrap_err().to_string();
+        assert!(err.contains("broken.png"), "{err}");
+        let folder = open_bounded(root, ImageFolderOptions { skip_corrupt: true, ..opts() }).unwrap();
+        assert_eq!(folder.class_names(), &["cat", "dog", "zebra"]);
+        assert_eq!(
+            relative(&folder, root),
+            ["cat/a.png", "cat/sub/s.png", "dog/b.png", "dog/pool/p.png", "dog/shared.png", "zebra/z.png"]
+        );
+        assert_eq!(labels(&folder), vec![0, 0, 1, 1, 1, 2]);
+        assert_eq!(
+            skipped(&folder, root),
+            ["aaa", "cat/0dup.png", "cat/sub/dup.png", "dog/more", "kitty", "zebra/pool"]
+        );
+        let skipped_images: Vec<PathBuf> = folder.skipped().iter().map(|s| s.path.clone()).collect();
+        assert_eq!(skipped_images, vec![root.join("zebra/broken.png")]);
+        assert_eq!(*folder.load(4).unwrap(), common::pattern(4, 4, 1));
+        let ds = folder.into_dataset();
+        assert_eq!(ds.len(), 6);
+    }
+}

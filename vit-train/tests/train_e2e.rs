@@ -234,7 +234,7 @@ fn evaluating_every_n_steps_validates_checkpoints_and_resumes_exactly() {
     // The epoch column: real epochs done, fractional.
     assert_eq!(valid[2].1, "1.33333");
     assert_eq!(valid[6].1, "3");
-    let last_train_step = csv.lines().filter(|l| l.split(',').nth(2) == Some("train")).last().unwrap();
+    let last_train_step = csv.lines().rfind(|l| l.split(',').nth(2) == Some("train")).unwrap();
     assert!(last_train_step.starts_with("27,3,train,"), "{csv}");
     // Checkpoints are numbered by evaluation: the last (keep_last = 1) and the best are kept.
     let best = stderr.split("exporting the best checkpoint (").nth(1).and_then(|s| s.split(':').next()).unwrap();

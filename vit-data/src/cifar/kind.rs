@@ -74,6 +74,22 @@ impl CifarKind {
         }
     }
 
+    /// Records in each data file of `split` in the official release: CIFAR-10 has five training
+    /// files and one test file of 10000 records each; CIFAR-100 one training file of 50000 and
+    /// one test file of 10000.
+    pub fn official_records_per_file(self, split: CifarSplit) -> usize {
+        match (self, split) {
+            (CifarKind::Cifar10, _) | (_, CifarSplit::Test) => 10_000,
+            (_, CifarSplit::Train) => 50_000,
+        }
+    }
+
+    /// Exact size in bytes of each data file of `split` in the official release (CIFAR-10:
+    /// 30,730,000; CIFAR-100: 153,700,000 for `train.bin`, 30,740,000 for `test.bin`).
+    pub fn official_file_bytes(self, split: CifarSplit) -> u64 {
+        (self.official_records_per_file(split) * self.record_bytes()) as u64
+    }
+
     /// The class-names file.
     pub fn names_file(self) -> &'static str {
         match self {
@@ -131,6 +147,25 @@ impl CifarKind {
             }
         }
         Err(self.missing(&dir.join(self.archive_folder()), probe))
+    }
+
+    /// The error for a data file `path` of `split` (in `folder`) whose size is `size` instead of
+    /// the official one.
+    pub(crate) fn wrong_size(self, folder: &Path, path: &Path, split: CifarSplit, size: u64) -> DataError {
+        DataError::WrongSize {
+            path: path.to_path_buf(),
+            format: self.format_name(),
+            size,
+            expected: self.official_file_bytes(split),
+            hint: format!(
+                "the official file holds {} records of {} bytes; the copy is truncated, padded or not \
+                 from the official release: download the dataset again (delete `{}` and set \
+                 data.download = true, or call download_cifar)",
+                self.official_records_per_file(split),
+                self.record_bytes(),
+                folder.display()
+            ),
+        }
     }
 
     /// The error for a missing `file` of `folder`, with download instructions.

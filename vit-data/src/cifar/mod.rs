@@ -15,11 +15,11 @@ pub(crate) mod kind;
 mod reader;
 
 pub use kind::{CIFAR_IMAGE_BYTES, CIFAR10_MD5, CIFAR10_URL, CIFAR100_MD5, CIFAR100_URL, CifarKind, CifarSplit};
-pub use reader::Cifar;
+pub use reader::{Cifar, CifarLoadOptions};
 
 /// The training and test datasets of CIFAR `kind` under `root` (the extracted folder or its
 /// parent), downloading the official archive first when `download` is set and the files are
-/// missing.
+/// missing. Every data file must have its exact official size (see [`Cifar::load`]).
 pub fn load_cifar(
     root: &Path,
     kind: CifarKind,

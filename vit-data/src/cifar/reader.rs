@@ -24,9 +24,41 @@ impl std::fmt::Debug for Cifar {
     }
 }
 
+/// How [`Cifar::load_with`] checks the data files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CifarLoadOptions {
+    /// Require every data file to have exactly the size it has in the official release
+    /// ([`CifarKind::official_file_bytes`]), so that a truncated copy that happens to end on a
+    /// record boundary is an error instead of a silently smaller dataset. `true` by default and
+    /// in [`Cifar::load`]; `false` accepts any positive whole number of records, and is meant only
+    /// for synthetic data written in the official layout (tests, `scripts/make_synthetic_cifar.py`).
+    pub exact_size: bool,
+}
+
+impl CifarLoadOptions {
+    /// The official release: every data file must have its exact official size.
+    pub const OFFICIAL: CifarLoadOptions = CifarLoadOptions { exact_size: true };
+    /// Synthetic data in the official layout: data files of any positive whole number of records.
+    pub const SYNTHETIC: CifarLoadOptions = CifarLoadOptions { exact_size: false };
+}
+
+impl Default for CifarLoadOptions {
+    fn default() -> Self {
+        CifarLoadOptions::OFFICIAL
+    }
+}
+
 impl Cifar {
-    /// Loads `split` of `kind` from `dir` (the extracted folder or its parent).
+    /// Loads `split` of `kind` from `dir` (the extracted folder or its parent). Every data file
+    /// must have its exact official size ([`CifarLoadOptions::OFFICIAL`]); an error names a file
+    /// of another size and says to download the dataset again.
     pub fn load(dir: &Path, kind: CifarKind, split: CifarSplit) -> Result<Self> {
+        Self::load_with(dir, kind, split, &CifarLoadOptions::OFFICIAL)
+    }
+
+    /// Like [`load`](Self::load), with the size check chosen by `options` (see
+    /// [`CifarLoadOptions::SYNTHETIC`] for data that is not the official release).
+    pub fn load_with(dir: &Path, kind: CifarKind, split: CifarSplit, options: &CifarLoadOptions) -> Result<Self> {
         let folder = kind.locate(dir)?;
         let names_path = folder.join(kind.names_file());
         let names = std::fs::read_to_string(&names_path).map_err(|e| match e.kind() {
@@ -44,20 +76,36 @@ impl Cifar {
                 ),
             });
         }
+        let read_error = |file: &str, path: &Path, e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => kind.missing(&folder, file),
+            _ => DataError::io("cannot read", path, e),
+        };
+        if options.exact_size {
+            // Every file's size first, so that a bad copy fails before anything is read.
+            for file in kind.data_files(split) {
+                let path = folder.join(file);
+                let size = std::fs::metadata(&path).map_err(|e| read_error(file, &path, e))?.len();
+                if size != kind.official_file_bytes(split) {
+                    return Err(kind.wrong_size(&folder, &path, split, size));
+                }
+            }
+        }
         let mut cifar = Cifar { kind, pixels: Vec::new(), labels: Vec::new(), classes };
         for file in kind.data_files(split) {
             let path = folder.join(file);
-            let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => kind.missing(&folder, file),
-                _ => DataError::io("cannot read", &path, e),
-            })?;
+            let bytes = std::fs::read(&path).map_err(|e| read_error(file, &path, e))?;
+            // Checked again on what was read: the file may have changed since.
+            if options.exact_size && bytes.len() as u64 != kind.official_file_bytes(split) {
+                return Err(kind.wrong_size(&folder, &path, split, bytes.len() as u64));
+            }
             cifar.append_records(&bytes, &path)?;
         }
         Ok(cifar)
     }
 
     /// Parses records from `bytes` (the content of the file `origin`, named in errors) with
-    /// the given class names.
+    /// the given class names. Any positive whole number of records is accepted: the official
+    /// sizes are checked only by [`load`](Self::load).
     pub fn from_records(kind: CifarKind, bytes: &[u8], origin: &Path, classes: Vec<String>) -> Result<Self> {
         let mut cifar = Cifar { kind, pixels: Vec::new(), labels: Vec::new(), classes };
         cifar.append_records(bytes, origin)?;

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
-use vit_data::ImageProcessor;
+use vit_data::{ImageProcessor, MaskGenerator};
 use vit_model::{HiddenAct, ViTConfig};
 
 use super::checkpoint_sets::latest_intact;
@@ -104,12 +104,15 @@ impl RunPlan {
         let interpolate_pos_encoding =
             check_image_size(config.data.image_size, vit_config.image_size, config.model.interpolate_pos_encoding)
                 .context("data.image_size")?;
-        if config.task == Task::Simmim && config.data.image_size % config.data.mask_patch_size != 0 {
-            bail!(
-                "data.mask_patch_size: {} does not divide data.image_size {}",
-                config.data.mask_patch_size,
-                config.data.image_size
-            );
+        if config.task == Task::Simmim {
+            let d = &config.data;
+            MaskGenerator::new(
+                d.image_size as u32,
+                d.mask_patch_size as u32,
+                vit_config.patch_size as u32,
+                d.mask_ratio,
+            )
+            .context("data.mask_patch_size / data.mask_ratio")?;
         }
         if start.checkpoint().is_some() {
             check_same_model(&dir, &vit_config)?;
