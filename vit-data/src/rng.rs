@@ -13,6 +13,8 @@ pub enum RngStream {
     Mask = 1,
     /// Dataset splitting.
     Split = 2,
+    /// The order of an epoch's samples (keyed by epoch, index 0).
+    Shuffle = 3,
 }
 
 /// SplitMix64 finaliser: a well-mixed 64-bit hash of `x`.

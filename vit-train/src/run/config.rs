@@ -485,6 +485,32 @@ image_size = 32
     }
 
     #[test]
+    fn typed_settings_name_the_field_and_suggest_the_spelling() {
+        let cases = [
+            ("data.augmentation=random-resize-crop", ["data.augmentation", "random-resized-crop"]),
+            ("data.normalize=imagenette", ["data.normalize", "imagenet"]),
+            ("data.resample=bicubc", ["data.resample", "bicubic"]),
+            ("data.dataset=cifar-10", ["data.dataset", "cifar10"]),
+            ("model.preset=vit-tinny", ["model.preset", "vit-tiny"]),
+            ("optimizer.schedule=cosin", ["optimizer.schedule", "cosine"]),
+            ("task=classify", ["task", "classification"]),
+            ("run.device=gpu:0", ["run.device", "cuda:N"]),
+        ];
+        for (set, expected) in cases {
+            let err = format!("{:#}", RunConfig::parse(MINIMAL, &[set.to_string()]).unwrap_err());
+            for e in expected {
+                assert!(err.contains(e), "--set {set}: expected `{e}` in: {err}");
+            }
+        }
+        // The old aliases are gone: one list of spellings, shared with vit-data.
+        assert!(RunConfig::parse(MINIMAL, &["data.augmentation=pad-crop:2".into()]).is_err());
+        let c =
+            RunConfig::parse(MINIMAL, &["data.augmentation=pad-crop-flip".into(), "run.device=wgpu:1".into()]).unwrap();
+        assert_eq!(c.data.augmentation, Augmentation::PadCropFlip);
+        assert_eq!(RunConfig::parse(&c.to_toml(), &[]).unwrap().run.device.to_string(), "wgpu:discrete:1");
+    }
+
+    #[test]
     fn needs_exactly_one_model_source() {
         let text = MINIMAL.replace("preset = \"vit-tiny\"", "");
         let err = format!("{:#}", RunConfig::parse(&text, &[]).unwrap_err());

@@ -20,9 +20,8 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::Device;
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use vit_data::rng::splitmix64;
+use vit_data::rng::{RngStream, sample_rng, splitmix64};
 use vit_data::{HostBatch, ImageBatch, ImageBatcher, ImageDataset};
 
 use super::clock::RunClock;
@@ -120,8 +119,7 @@ impl EpochLoader {
     /// The positions of real epoch `epoch`, in order.
     fn epoch_order(&self, seed: u64, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
-        let key = seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(key));
+        order.shuffle(&mut sample_rng(seed, epoch, 0, RngStream::Shuffle));
         order
     }
 
