@@ -1,11 +1,13 @@
 //! `vit-fuzz`: a dependency-free mutation fuzzer over vit-burn's readers of user files
 //! (safetensors weights and inputs, `model.safetensors.index.json`, `config.json`,
-//! `preprocessor_config.json`, images, CIFAR records). The nightly-only cargo-fuzz is not needed.
+//! `preprocessor_config.json`, images, CIFAR records, and `vit-train`'s run-config TOML with its
+//! `--set` overrides). The nightly-only cargo-fuzz is not needed.
 //!
-//! Each target starts from seed inputs (the repository's fixtures and small built-in files),
-//! applies random mutations, some generic (bit flips, byte insert/delete, truncation, splicing)
-//! and some format-aware (safetensors length prefix and header fields, JSON type swaps and
-//! extreme numbers, PNG IHDR dimensions and chunks, CIFAR label bytes), and calls the reader inside
+//! Each target starts from seed inputs (the repository's fixtures, the shipped `configs/`, and
+//! small built-in files), applies random mutations, some generic (bit flips, byte insert/delete,
+//! truncation, splicing) and some format-aware (safetensors length prefix and header fields, JSON
+//! type swaps and extreme numbers, PNG IHDR dimensions and chunks, CIFAR label bytes, TOML values
+//! of other types, keys, section headers and `--set` overrides), and calls the reader inside
 //! `catch_unwind`. A panic is a finding. So are an allocation above [`Options::alloc_limit`]
 //! and a single input running longer than [`Options::timeout`]; those end the process, after the
 //! input is saved. Inputs whose outcome (the error message without its digits) is new join the

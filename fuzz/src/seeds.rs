@@ -1,5 +1,5 @@
-//! Seed inputs: the repository's fixture files where present, plus small built-in ones that
-//! cover every dtype, image format and CIFAR layout the readers handle.
+//! Seed inputs: the repository's fixture files (and shipped run configs) where present, plus small
+//! built-in ones that cover every dtype, image format and CIFAR layout the readers handle.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use serde_json::{Value, json};
 
-use crate::mutate::join_safetensors;
+use crate::mutate::{join_safetensors, join_toml};
 
 /// The workspace root this crate was built in (the fixtures live under it).
 pub fn default_root() -> PathBuf {
@@ -233,5 +233,21 @@ pub fn cifar() -> Vec<Vec<u8>> {
         }
         seeds.push(v);
     }
+    seeds
+}
+
+/// Run-config inputs: the shipped `configs/*.toml` and a minimal config, alone and with `--set`
+/// overrides (encoded as trailing `#--set` lines, see [`join_toml`]).
+pub fn run_config(root: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("configs"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    let mut seeds: Vec<Vec<u8>> = files.into_iter().filter_map(read).collect();
+    let minimal = "task = \"classification\"\n[model]\npreset = \"vit-tiny\"\n[data]\ndataset = \"cifar10\"\npath = \"d\"\nimage_size = 32\n";
+    seeds.push(minimal.as_bytes().to_vec());
+    let sets = ["run.epochs=2", "optimizer.lr=1e-4", "data.augmentation=none"].map(String::from);
+    seeds.push(join_toml(minimal, &sets).into_bytes());
     seeds
 }

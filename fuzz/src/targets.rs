@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use vit_data::{Cifar, CifarKind, DecodeLimits, ImageProcessor, ImageSource};
 use vit_model::ViTConfig;
 use vit_model::checkpoint::safetensors_file;
+use vit_train::run::config::RunConfig;
 
 use crate::mutate;
 use crate::rng::Rng;
@@ -105,6 +106,13 @@ pub const TARGETS: &[Target] = &[
         seeds: |_| seeds::cifar(),
         mutate: mutate::cifar,
         exec: exec_cifar,
+    },
+    Target {
+        name: "run_config",
+        about: "RunConfig::parse with the input's `#--set` overrides (+ to_toml and parse again)",
+        seeds: seeds::run_config,
+        mutate: mutate::toml,
+        exec: exec_run_config,
     },
 ];
 
@@ -286,4 +294,40 @@ fn exec_cifar(_: &Workdir, input: &[u8]) -> String {
         let _ = (c.labels().len(), c.class_names().len());
     }
     format!("{:?}|{}", kind, outcome(&parsed))
+}
+
+fn exec_run_config(_: &Workdir, input: &[u8]) -> String {
+    let (text, sets) = mutate::split_toml(&String::from_utf8_lossy(input));
+    let parsed = RunConfig::parse(&text, &sets);
+    if let Ok(c) = &parsed {
+        // What a run saves in its output directory must load again.
+        let saved = c.to_toml();
+        if let Err(e) = RunConfig::parse(&saved, &[]) {
+            panic!("a parsed config, saved, does not parse again: {e:#}\n{saved}");
+        }
+    }
+    let message = parsed.as_ref().map_err(|e| run_config_message(&e.to_string()));
+    format!("{}|{}", sets.len().min(3), outcome_unnamed(&message))
+}
+
+/// What of a run-config error tells code paths apart: without the input lines that TOML syntax
+/// errors quote (`N | text`, then a `^` marker), with the `--set` item and the unknown parts of
+/// a field path (`data.augmntation` -> `data.?`) left out ([`outcome_unnamed`] then drops the
+/// keys and values named between backticks). Else every typo would be a new outcome.
+fn run_config_message(message: &str) -> String {
+    let quotes_input = |l: &str| l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ').starts_with('|');
+    let mut lines = message.lines().filter(|l| !quotes_input(l));
+    let first = lines.next().unwrap_or_default();
+    let first = match first.split_once(": ") {
+        Some((item, _)) if item.starts_with("--set ") => {
+            format!("--set _: {}", first.rsplit_once(": ").map_or("", |(_, what)| what))
+        }
+        Some((path, rest)) if !path.contains(' ') => {
+            let known = |seg: &str| mutate::RUN_CONFIG_KEYS.contains(&seg) || mutate::SECTIONS.contains(&seg);
+            let path: Vec<&str> = path.split('.').map(|seg| if known(seg) { seg } else { "?" }).collect();
+            format!("{}: {rest}", path.join("."))
+        }
+        _ => first.to_string(),
+    };
+    std::iter::once(first.as_str()).chain(lines).collect::<Vec<_>>().join("\n")
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::activation::HiddenAct;
 use crate::error::{Result, ViTError};
+use crate::size::ModelKind;
 
 /// The largest `num_labels` a `config.json` may give (ImageNet-21k has 21843).
 pub const MAX_NUM_LABELS: usize = 1 << 20;
@@ -263,6 +264,18 @@ impl ViTConfig {
             if bytes.is_none_or(|b| b > isize::MAX as usize) {
                 return err(format!("{what} are too large: the weights they make cannot be addressed"));
             }
+        }
+        // The whole model's parameters must be countable (the model's size is then checked
+        // against a limit before anything is allocated, see `check_size`).
+        if let Some(kind) = ModelKind::ALL.into_iter().find(|&kind| self.parameter_count_of(kind).is_none()) {
+            return err(format!(
+                "the {} this config describes would have more than 2^64 parameters \
+                 (num_hidden_layers = {}, hidden_size = {}, intermediate_size = {})",
+                kind.architecture(),
+                self.num_hidden_layers,
+                self.hidden_size,
+                self.intermediate_size
+            ));
         }
         Ok(())
     }

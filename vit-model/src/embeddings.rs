@@ -42,7 +42,13 @@ impl ViTPatchEmbeddings {
 
     /// `[B, C, H, W]` → `[B, (H/p)·(W/p), hidden]`.
     pub fn forward(&self, pixel_values: Tensor<4>, interpolate_pos_encoding: bool) -> Result<Tensor<3>> {
-        let [_, channels, height, width] = pixel_values.dims();
+        let [batch, channels, height, width] = pixel_values.dims();
+        if batch == 0 {
+            return Err(ViTError::InvalidInput(format!(
+                "pixel_values has shape {:?}: a batch of 0 images; expected at least 1",
+                pixel_values.dims()
+            )));
+        }
         if channels != self.num_channels {
             return Err(ViTError::InvalidInput(format!(
                 "pixel_values has {channels} channels but the model expects num_channels = {}",

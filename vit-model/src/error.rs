@@ -61,6 +61,38 @@ pub enum ViTError {
     /// The inputs given to a forward pass do not fit the model.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+
+    /// The model a config describes is larger than the limit it is built under (checked before
+    /// anything is allocated); the message gives the estimate and the fields responsible.
+    #[error("model too large: {0}")]
+    ModelTooLarge(String),
+
+    /// A checkpoint tensor holds NaN or infinite values (refused unless `allow_non_finite`).
+    #[error(
+        "{path}: tensor '{key}' has {count} non-finite values (the first, {first}, at flat index {index}). \
+         The checkpoint is corrupt or was saved from a diverged run; load with `allow_non_finite` to accept it."
+    )]
+    NonFiniteWeights {
+        /// The checkpoint file or directory.
+        path: PathBuf,
+        /// The Hugging Face key of the tensor, as stored in the checkpoint.
+        key: String,
+        /// How many of its values are NaN or infinite.
+        count: usize,
+        /// The first such value.
+        first: f32,
+        /// Its index in the row-major values.
+        index: usize,
+    },
+
+    /// A file that would be overwritten is not one this crate wrote for the same purpose.
+    #[error("{path}: {message}")]
+    WouldOverwrite {
+        /// The existing file.
+        path: PathBuf,
+        /// Why it is kept, and how to replace it anyway.
+        message: String,
+    },
 }
 
 impl ViTError {

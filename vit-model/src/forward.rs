@@ -3,6 +3,9 @@
 //! The engine of `vit-train forward` and of the parity tests: inputs are `pixel_values` and
 //! optionally `bool_masked_pos`, `labels`, `head_mask`; outputs are `logits` | `reconstruction`,
 //! `loss`, `last_hidden_state`, `pooler_output`, `hidden_states.{i}` and `attentions.{i}`.
+//!
+//! Every input is checked against the model's config before the model is loaded or run, so that
+//! a bad input is an error naming it and the valid shape or range, never a panic inside Burn.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +15,7 @@ use safetensors::Dtype;
 
 use crate::architecture::Architecture;
 use crate::checkpoint::{HfTensor, LoadOptions, LoadReport, PretrainedViT, safetensors_file};
-use crate::config::ViTConfig;
+use crate::config::{ProblemType, ViTConfig};
 use crate::error::{Result, ViTError};
 use crate::heads::classification::{Labels, ViTForImageClassification};
 use crate::heads::mim::ViTForMaskedImageModeling;
@@ -30,7 +33,7 @@ pub fn architecture_of(config: &ViTConfig, dir: &Path) -> Result<Architecture> {
             ),
         });
     }
-    let (_, weights) = safetensors_file::read_dir(dir)?;
+    let (_, weights) = safetensors_file::read_dir_shapes(dir)?;
     Ok(if weights.contains_key("classifier.weight") {
         Architecture::ViTForImageClassification
     } else if weights.contains_key("decoder.0.weight") {
@@ -73,10 +76,31 @@ pub fn run_forward_with(
     with_extras: bool,
     device: &Device,
 ) -> Result<(BTreeMap<String, HfTensor>, LoadReport)> {
+    run_forward_loaded(dir, inputs, interpolate_pos_encoding, with_extras, &LoadOptions::default(), device)
+}
+
+/// [`run_forward_with`], loading the model with `load` (its size limit, whether non-finite
+/// weights are accepted, ...). The inputs are checked against the config before the model is
+/// loaded: see [`check_inputs`].
+pub fn run_forward_loaded(
+    dir: &Path,
+    inputs: &BTreeMap<String, (Dtype, HfTensor)>,
+    interpolate_pos_encoding: bool,
+    with_extras: bool,
+    load: &LoadOptions,
+    device: &Device,
+) -> Result<(BTreeMap<String, HfTensor>, LoadReport)> {
     let known = ["pixel_values", "bool_masked_pos", "labels", "head_mask"];
     if let Some(unknown) = inputs.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(ViTError::InvalidInput(format!("unknown input `{unknown}`; expected {}", known.join(", "))));
     }
+    let mut config = ViTConfig::load(dir.join("config.json"))?;
+    if let Some(labels) = &load.labels {
+        config = config.with_labels(labels.clone());
+    }
+    let architecture = architecture_of(&config, dir)?;
+    check_inputs(&config, architecture, inputs, interpolate_pos_encoding)?;
+
     let (_, pixels) =
         inputs.get("pixel_values").ok_or_else(|| ViTError::InvalidInput("the inputs have no `pixel_values`".into()))?;
     let pixel_values: Tensor<4> = tensor("pixel_values", pixels, device)?;
@@ -99,12 +123,11 @@ pub fn run_forward_with(
         interpolate_pos_encoding,
     };
 
-    let config = ViTConfig::load(dir.join("config.json"))?;
     let mut out = BTreeMap::new();
     let (hidden_states, attentions, report);
-    match architecture_of(&config, dir)? {
+    match architecture {
         Architecture::ViTForImageClassification => {
-            let (model, _, r) = ViTForImageClassification::from_pretrained(dir, &LoadOptions::default(), device)?;
+            let (model, _, r) = ViTForImageClassification::from_pretrained(dir, load, device)?;
             let labels = inputs.get("labels").map(|(dtype, t)| labels_of(*dtype, t, device)).transpose()?;
             let o = model.forward_with(pixel_values, labels, options)?;
             out.insert("logits".to_string(), output(o.logits));
@@ -115,7 +138,7 @@ pub fn run_forward_with(
             (hidden_states, attentions, report) = (o.hidden_states, o.attentions, r);
         }
         Architecture::ViTForMaskedImageModeling => {
-            let (model, _, r) = ViTForMaskedImageModeling::from_pretrained(dir, &LoadOptions::default(), device)?;
+            let (model, _, r) = ViTForMaskedImageModeling::from_pretrained(dir, load, device)?;
             let o = model.forward_with(pixel_values, options)?;
             out.insert("reconstruction".to_string(), output(o.reconstruction));
             if let Some(loss) = o.loss {
@@ -125,7 +148,7 @@ pub fn run_forward_with(
             (hidden_states, attentions, report) = (o.hidden_states, o.attentions, r);
         }
         Architecture::ViTModel => {
-            let (model, _, r) = ViTModel::from_pretrained(dir, &LoadOptions::default(), device)?;
+            let (model, _, r) = ViTModel::from_pretrained(dir, load, device)?;
             let o = model.forward_with(pixel_values, options)?;
             out.insert("last_hidden_state".to_string(), output(o.last_hidden_state));
             if let Some(pooled) = o.pooler_output {
@@ -141,6 +164,115 @@ pub fn run_forward_with(
         out.insert(format!("attentions.{i}"), output(a));
     }
     Ok((out, report))
+}
+
+fn is_integer(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::I64 | Dtype::I32 | Dtype::U8)
+}
+
+/// Checks the named inputs of a forward pass against the model of class `architecture` built
+/// from `config`, from their shapes and values alone (nothing is allocated on the device):
+///
+/// - `pixel_values` is `[batch, num_channels, height, width]` with `batch ≥ 1`, and `height`
+///   and `width` non-zero multiples of `patch_size` (equal to `image_size` unless
+///   `interpolate_pos_encoding`);
+/// - `bool_masked_pos` is `[batch, (height / patch_size) · (width / patch_size)]`, and the class
+///   is not `ViTForImageClassification` (which has no mask token);
+/// - `head_mask` is `[num_attention_heads]` or `[num_hidden_layers, num_attention_heads]`;
+/// - `labels` are given to `ViTForImageClassification` only; integer labels hold one value per
+///   image, and for single-label classification each is a class index in `[0, num_labels)`.
+pub fn check_inputs(
+    config: &ViTConfig,
+    architecture: Architecture,
+    inputs: &BTreeMap<String, (Dtype, HfTensor)>,
+    interpolate_pos_encoding: bool,
+) -> Result<()> {
+    let bad = |m: String| Err(ViTError::InvalidInput(m));
+    let (_, pixels) =
+        inputs.get("pixel_values").ok_or_else(|| ViTError::InvalidInput("the inputs have no `pixel_values`".into()))?;
+    let shape = &pixels.shape;
+    let &[batch, channels, height, width] = shape.as_slice() else {
+        return bad(format!(
+            "input `pixel_values` has shape {shape:?}; expected 4 dimensions [batch, num_channels, height, width]"
+        ));
+    };
+    if batch == 0 {
+        return bad(format!("input `pixel_values` has shape {shape:?}: a batch of 0 images; expected at least 1"));
+    }
+    if channels != config.num_channels {
+        return bad(format!(
+            "input `pixel_values` has shape {shape:?}: {channels} channels, but the model expects num_channels = {}",
+            config.num_channels
+        ));
+    }
+    let (p, size) = (config.patch_size, config.image_size);
+    if height == 0 || width == 0 || !height.is_multiple_of(p) || !width.is_multiple_of(p) {
+        return bad(format!(
+            "input `pixel_values` has shape {shape:?}: its height and width must be non-zero multiples of \
+             patch_size ({p})"
+        ));
+    }
+    if !interpolate_pos_encoding && (height != size || width != size) {
+        return bad(format!(
+            "input `pixel_values` has shape {shape:?}: the image size ({height}x{width}) doesn't match the model \
+             ({size}x{size}); pass interpolate_pos_encoding to run at another resolution"
+        ));
+    }
+    let patches = (height / p) * (width / p);
+    if let Some((_, mask)) = inputs.get("bool_masked_pos") {
+        if architecture == Architecture::ViTForImageClassification {
+            return bad(format!("input `bool_masked_pos` needs a mask token, which {architecture} does not have"));
+        }
+        if mask.shape != [batch, patches] {
+            return bad(format!(
+                "input `bool_masked_pos` has shape {:?}; expected [{batch}, {patches}]: one flag per patch of each \
+                 {height}x{width} image (patch_size {p})",
+                mask.shape
+            ));
+        }
+    }
+    if let Some((_, head_mask)) = inputs.get("head_mask") {
+        let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
+        if head_mask.shape != [heads] && head_mask.shape != [layers, heads] {
+            return bad(format!(
+                "input `head_mask` has shape {:?}; expected [{heads}] (num_attention_heads) or [{layers}, {heads}] \
+                 (num_hidden_layers, num_attention_heads)",
+                head_mask.shape
+            ));
+        }
+    }
+    if let Some((dtype, labels)) = inputs.get("labels") {
+        if architecture != Architecture::ViTForImageClassification {
+            return bad(format!(
+                "input `labels` is only used by ViTForImageClassification; this model is a {architecture}"
+            ));
+        }
+        let num_labels = config.num_labels();
+        let problem = config.problem_type.unwrap_or(if num_labels == 1 {
+            ProblemType::Regression
+        } else {
+            ProblemType::SingleLabelClassification
+        });
+        if is_integer(*dtype) {
+            if labels.data.len() != batch {
+                return bad(format!(
+                    "input `labels` has shape {:?}: {} values for {batch} images; expected one per image, [{batch}]",
+                    labels.shape,
+                    labels.data.len()
+                ));
+            }
+            if problem == ProblemType::SingleLabelClassification
+                && let Some((i, v)) =
+                    labels.data.iter().enumerate().find(|&(_, &v)| !(v >= 0.0 && v < num_labels as f32))
+            {
+                return bad(format!(
+                    "input `labels` holds {v} at index {i}; class indices must be in [0, {num_labels}) \
+                     (num_labels = {num_labels})"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn scalar(loss: Tensor<1>) -> HfTensor {
@@ -165,7 +297,51 @@ fn labels_of(dtype: Dtype, t: &HfTensor, device: &Device) -> Result<Labels> {
     }
 }
 
-/// Reads `inputs.safetensors`, runs [`run_forward`] and writes the outputs to `output`.
+/// The `format` entry of the `__metadata__` of every outputs file [`forward_files_with`]
+/// writes; an existing file carrying it is a previous output, which may be replaced.
+pub const FORWARD_OUTPUT_FORMAT: &str = "vit-burn forward";
+
+/// How [`forward_files_with`] loads, runs and writes. `Default`: no interpolation, no
+/// overwriting of other files, the default [`LoadOptions`].
+#[derive(Debug, Clone, Default)]
+pub struct ForwardFileOptions {
+    /// Resize the position embeddings to the input's size (another resolution than `image_size`).
+    pub interpolate_pos_encoding: bool,
+    /// Replace the output file even when it exists and is not a previous forward output (one
+    /// whose safetensors metadata has `"format": "vit-burn forward"`); such a file is otherwise
+    /// kept and the call fails before anything is run.
+    pub overwrite: bool,
+    /// How the model is loaded: its size limit, whether non-finite weights are accepted, ...
+    pub load: LoadOptions,
+}
+
+/// Fails unless `path` may be written: it does not exist, it is a previous forward output, or
+/// `overwrite`. A directory is never replaced.
+pub fn check_output_replaceable(path: &Path, overwrite: bool) -> Result<()> {
+    let would_overwrite = |message: String| Err(ViTError::WouldOverwrite { path: path.to_path_buf(), message });
+    let Ok(existing) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if existing.is_dir() {
+        return would_overwrite("is a directory; the outputs are written to a file".into());
+    }
+    if overwrite {
+        return Ok(());
+    }
+    let format = safetensors_file::read_header(path).ok().and_then(|h| h.metadata.get("format").cloned());
+    if format.as_deref() == Some(FORWARD_OUTPUT_FORMAT) {
+        return Ok(());
+    }
+    would_overwrite(format!(
+        "exists and is not the output of a previous forward pass (a safetensors file with \
+         {{\"format\": \"{FORWARD_OUTPUT_FORMAT}\"}} metadata), so it is kept; choose another path, or \
+         overwrite it on purpose (`overwrite`, `--overwrite`)"
+    ))
+}
+
+/// Reads `inputs.safetensors`, runs [`run_forward`] and writes the outputs to `output`, refusing
+/// to replace an existing file that is not a previous forward output: [`forward_files_with`]
+/// with `interpolate_pos_encoding` and the other options at their defaults.
 pub fn forward_files(
     model_dir: &Path,
     inputs: &Path,
@@ -173,9 +349,27 @@ pub fn forward_files(
     interpolate_pos_encoding: bool,
     device: &Device,
 ) -> Result<(BTreeMap<String, HfTensor>, LoadReport)> {
+    let options = ForwardFileOptions { interpolate_pos_encoding, ..ForwardFileOptions::default() };
+    forward_files_with(model_dir, inputs, output_path, &options, device)
+}
+
+/// Reads `inputs.safetensors`, runs the model of `model_dir` on them with every extra
+/// ([`run_forward_loaded`]) and writes the outputs to `output_path` (through a temporary file
+/// and a rename) as safetensors with `{"format": "vit-burn forward"}` metadata. Unless
+/// `options.overwrite`, an existing `output_path` that is not such a file is an error
+/// ([`ViTError::WouldOverwrite`]), raised before anything is read or run.
+pub fn forward_files_with(
+    model_dir: &Path,
+    inputs: &Path,
+    output_path: &Path,
+    options: &ForwardFileOptions,
+    device: &Device,
+) -> Result<(BTreeMap<String, HfTensor>, LoadReport)> {
+    check_output_replaceable(output_path, options.overwrite)?;
     let inputs = safetensors_file::read_inputs(inputs)?;
-    let (outputs, report) = run_forward(model_dir, &inputs, interpolate_pos_encoding, device)?;
-    let bytes = safetensors_file::to_bytes(&outputs)?;
+    let (outputs, report) =
+        run_forward_loaded(model_dir, &inputs, options.interpolate_pos_encoding, true, &options.load, device)?;
+    let bytes = safetensors_file::to_bytes_with_metadata(&outputs, &[("format", FORWARD_OUTPUT_FORMAT)])?;
     vit_io::write_atomic(output_path, &bytes).map_err(|e| ViTError::io("cannot write", output_path, e))?;
     Ok((outputs, report))
 }

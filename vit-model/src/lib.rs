@@ -26,6 +26,7 @@ pub mod layer;
 pub mod loss;
 pub mod model;
 pub mod pos_interp;
+pub mod size;
 
 pub use activation::HiddenAct;
 pub use architecture::Architecture;
@@ -36,3 +37,4 @@ pub use fused_layers::{FusedLayerNorm, FusedLinear};
 pub use heads::classification::{ImageClassifierOutput, Labels, ViTForImageClassification};
 pub use heads::mim::{MaskedImageModelingOutput, ViTForMaskedImageModeling};
 pub use model::{HeadMask, ViTForwardOptions, ViTModel, ViTModelOutput};
+pub use size::{DEFAULT_MAX_WEIGHT_BYTES, ModelKind};

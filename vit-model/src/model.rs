@@ -10,6 +10,7 @@ use crate::encoder::ViTEncoder;
 use crate::error::{Result, ViTError};
 use crate::fused_layers::{FusedLayerNorm, FusedLinear};
 use crate::init;
+use crate::size::ModelKind;
 
 /// Optional inputs and requested extras of a forward pass. `Default` asks for nothing.
 #[derive(Debug, Clone, Default)]
@@ -113,7 +114,9 @@ pub struct ViTModel {
 }
 
 impl ViTModel {
-    /// Creates a freshly initialised model.
+    /// Creates a freshly initialised model. Nothing is checked first: for a config from outside
+    /// the program, use [`ViTModel::try_new`], which refuses invalid and oversized configs
+    /// before allocating.
     pub fn new(config: &ViTConfig, add_pooling_layer: bool, use_mask_token: bool, device: &Device) -> Self {
         Self {
             embeddings: ViTEmbeddings::new(config, use_mask_token, device),
@@ -121,6 +124,21 @@ impl ViTModel {
             layernorm: init::layer_norm(config.hidden_size, config.layer_norm_eps, device),
             pooler: add_pooling_layer.then(|| ViTPooler::new(config, device)),
         }
+    }
+
+    /// [`ViTModel::new`] after validating `config` and checking that the model's f32 weights take
+    /// at most `max_weight_bytes` (e.g. [`crate::size::DEFAULT_MAX_WEIGHT_BYTES`]), so that an absurd config
+    /// is an error rather than an allocation failure.
+    pub fn try_new(
+        config: &ViTConfig,
+        add_pooling_layer: bool,
+        use_mask_token: bool,
+        max_weight_bytes: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        config.check_size_of(ModelKind::Base { add_pooling_layer, use_mask_token }, max_weight_bytes)?;
+        Ok(Self::new(config, add_pooling_layer, use_mask_token, device))
     }
 
     /// Number of layers.

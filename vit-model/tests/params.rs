@@ -10,6 +10,8 @@ fn vit_base_with_1000_labels_has_transformers_parameter_count() {
     let model = ViTForImageClassification::new(&config, &Device::flex());
     // sum(p.numel() for p in ViTForImageClassification(ViTConfig(num_labels=1000)).parameters())
     assert_eq!(model.num_params(), 86_567_656);
+    // The count from the config alone, before anything is built, is exact.
+    assert_eq!(config.parameter_count(), Some(86_567_656));
 }
 
 #[test]

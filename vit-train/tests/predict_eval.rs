@@ -285,3 +285,56 @@ fn eval_rejects_a_model_with_other_labels() {
         assert!(err.contains(r#"["a", "b", "c"]"#), "lists the dataset's classes:\n{err}");
     }
 }
+
+#[test]
+fn predict_finds_images_in_directories_and_writes_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("model");
+    make_model(&model_dir, &LABELS);
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(photos.join("b/deeper")).unwrap();
+    let paths = [photos.join("z.png"), photos.join("b/a.png"), photos.join("b/deeper/c.png")];
+    for (i, p) in paths.iter().enumerate() {
+        image(16, 16, i as u32 + 3).save(p).unwrap();
+    }
+    std::fs::write(photos.join("notes.txt"), b"not an image").unwrap();
+    let model_arg = model_dir.to_str().unwrap();
+    // Batches of 2 over 3 images: the same predictions as one batch.
+    let run = |batch: &str| {
+        let out = vit_train(&[
+            "predict",
+            "--model",
+            model_arg,
+            "--csv",
+            "--top-k",
+            "2",
+            "--batch-size",
+            batch,
+            photos.to_str().unwrap(),
+        ]);
+        assert_ok(&out);
+        stdout(&out)
+    };
+    let csv = run("2");
+    assert_eq!(csv, run("16"));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "file,label_1,probability_1,label_2,probability_2");
+    let mut sorted: Vec<String> = paths.iter().map(|p| p.to_str().unwrap().to_string()).collect();
+    sorted.sort();
+    let files: Vec<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(files, sorted, "every image under the directory, recursively, sorted");
+    for (line, file) in lines[1..].iter().zip(&sorted) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let direct = direct_logits(&model_dir, Path::new(file));
+        assert_eq!(cells[1], LABELS[argmax(&direct)]);
+        let (p1, p2): (f64, f64) = (cells[2].parse().unwrap(), cells[4].parse().unwrap());
+        assert!(p1 >= p2 && p1 <= 1.0 && p2 >= 0.0, "{line}");
+    }
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = assert_fails(&vit_train(&["predict", "--model", model_arg, empty.to_str().unwrap()]));
+    assert!(err.contains("holds no images"), "{err}");
+    let err =
+        assert_fails(&vit_train(&["predict", "--model", model_arg, "--batch-size", "0", photos.to_str().unwrap()]));
+    assert!(err.contains("--batch-size"), "{err}");
+}

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 
 fn stderr_of(output: &std::process::Output) -> String {
@@ -174,4 +176,54 @@ fn export_does_not_replace_a_model_directory_unasked() {
         std::fs::read(target.join("model.safetensors")).unwrap(),
         std::fs::read(out.join("best/model.safetensors")).unwrap()
     );
+}
+
+#[test]
+fn forward_does_not_overwrite_a_file_it_did_not_write() {
+    use std::collections::BTreeMap;
+    use vit_model::checkpoint::HfTensor;
+    use vit_model::checkpoint::safetensors_file::to_bytes;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 4);
+    let out = tmp.path().join("run");
+    let config = write_config(tmp.path(), "a.toml", &classification_config(&data, &out, 1));
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let model = out.join("best");
+    let pixels = HfTensor { shape: vec![1, 3, 32, 32], data: vec![0.25; 3 * 32 * 32] };
+    let inputs = tmp.path().join("inputs.safetensors");
+    std::fs::write(&inputs, to_bytes(&BTreeMap::from([("pixel_values".to_string(), pixels)])).unwrap()).unwrap();
+    let forward = |output: &Path, extra: &[&str]| {
+        let (m, i, o) = (model.to_str().unwrap(), inputs.to_str().unwrap(), output.to_str().unwrap());
+        let mut args = vec!["forward", "--model", m, "--inputs", i, "--output", o];
+        args.extend(extra);
+        vit_train(&args)
+    };
+    // The model's own config.json given as the output by mistake: refused, untouched.
+    let config_json = model.join("config.json");
+    let before = std::fs::read(&config_json).unwrap();
+    let stderr = assert_fails(&forward(&config_json, &[]));
+    assert!(stderr.contains("config.json") && stderr.contains("--overwrite"), "{stderr}");
+    assert_eq!(std::fs::read(&config_json).unwrap(), before);
+    // A previous forward output is replaced without asking; anything else only with --overwrite.
+    let output = tmp.path().join("out.safetensors");
+    assert_ok(&forward(&output, &[]));
+    assert_ok(&forward(&output, &[]));
+    let other = tmp.path().join("other.bin");
+    std::fs::write(&other, b"mine").unwrap();
+    assert_fails(&forward(&other, &[]));
+    assert_ok(&forward(&other, &["--overwrite"]));
+}
+
+#[test]
+fn a_model_too_large_for_the_limit_is_refused_before_anything_is_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 2);
+    let out = tmp.path().join("run");
+    let text = classification_config(&data, &out, 1).replace("hidden_size = 48", "hidden_size = 1000000000");
+    let config = write_config(tmp.path(), "a.toml", &text);
+    let stderr = assert_fails(&vit_train(&["--config", config.to_str().unwrap()]));
+    assert!(stderr.contains("GiB") && stderr.contains("model.max_weight_gib"), "{stderr}");
+    assert!(!out.exists(), "nothing is written before the checks pass");
 }

@@ -1,6 +1,6 @@
 //! CIFAR record mutations (first byte: the dataset kind; then the records).
 
-use super::{bytes, put};
+use super::bytes::{bytes, put};
 use crate::rng::Rng;
 
 /// A mutation of a CIFAR input: label bytes at record starts, lengths off by a little or by

@@ -1,7 +1,7 @@
 //! Image mutations: PNG chunk-aware edits (IHDR fields, chunk lengths, CRCs fixed or not),
 //! header-field integers for the other formats, or bytes.
 
-use super::bytes;
+use super::bytes::bytes;
 use crate::rng::Rng;
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::{EXTREME_LITERALS, INTERESTING_U64, bytes, put};
+use super::bytes::{EXTREME_LITERALS, INTERESTING_U64, bytes, put};
 use crate::rng::Rng;
 
 /// Field names the JSON readers know (so that mutations reach their value checks).

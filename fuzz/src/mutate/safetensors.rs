@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
+use super::bytes::{INTERESTING_U64, bytes, put};
 use super::json::json_value;
-use super::{INTERESTING_U64, bytes, put};
 use crate::rng::Rng;
 
 const DTYPES: &[&str] = &[

@@ -21,13 +21,14 @@ use crate::error::{Result, ViTError};
 use crate::heads::classification::ViTForImageClassification;
 use crate::heads::mim::ViTForMaskedImageModeling;
 use crate::model::ViTModel;
+use crate::size::{DEFAULT_MAX_WEIGHT_BYTES, ModelKind};
 pub use safetensors_file::HfTensor;
 
 /// The `base_model_prefix` of HF's ViT classes.
 pub const BASE_MODEL_PREFIX: &str = "vit.";
 
 /// Choices made when loading a checkpoint.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Re-initialise weights whose shape differs from the checkpoint's (HF's
     /// `ignore_mismatched_sizes`) instead of failing, e.g. a 1000-class head into a 10-class model.
@@ -38,6 +39,26 @@ pub struct LoadOptions {
     pub add_pooling_layer: Option<bool>,
     /// `ViTModel` only: build a mask token. `None`: when the checkpoint has one.
     pub use_mask_token: Option<bool>,
+    /// The most bytes of f32 weights the model may have: a config describing a larger model is
+    /// refused ([`ViTError::ModelTooLarge`]) before anything is allocated. Default
+    /// [`DEFAULT_MAX_WEIGHT_BYTES`] (16 GiB).
+    pub max_weight_bytes: u64,
+    /// Accept checkpoint tensors holding NaN or infinite values, which are otherwise refused
+    /// ([`ViTError::NonFiniteWeights`]). Default false.
+    pub allow_non_finite: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            ignore_mismatched_sizes: false,
+            labels: None,
+            add_pooling_layer: None,
+            use_mask_token: None,
+            max_weight_bytes: DEFAULT_MAX_WEIGHT_BYTES,
+            allow_non_finite: false,
+        }
+    }
 }
 
 /// What loading did, in the terms `transformers` reports.
@@ -111,14 +132,15 @@ pub trait PretrainedViT: ModuleSnapshot + Sized {
     /// The class, whose name is written to `architectures` in `config.json`.
     const ARCHITECTURE: Architecture;
 
-    /// A freshly initialised model for `config`; `checkpoint` holds the weights about to be
-    /// loaded, for classes whose structure depends on them.
-    fn init_for(
-        config: &ViTConfig,
-        checkpoint: &BTreeMap<String, HfTensor>,
-        options: &LoadOptions,
-        device: &Device,
-    ) -> Result<Self>;
+    /// The parts this class is built with to load a checkpoint holding these tensors (HF key →
+    /// shape): for `ViTModel`, a pooler and a mask token when the checkpoint has them (or as
+    /// `options` say); the head classes are always the same kind.
+    fn kind_for(checkpoint: &BTreeMap<String, Vec<usize>>, options: &LoadOptions) -> ModelKind;
+
+    /// A freshly initialised model of `kind` (as [`PretrainedViT::kind_for`] gives it) for
+    /// `config`, after validating `config` and checking that its weights take at most
+    /// `max_weight_bytes` ([`ViTConfig::check_size_of`]).
+    fn init_checked(config: &ViTConfig, kind: ModelKind, max_weight_bytes: u64, device: &Device) -> Result<Self>;
 
     /// Loads `dir` (`config.json` and the safetensors weights).
     fn from_pretrained(
@@ -138,14 +160,25 @@ pub trait PretrainedViT: ModuleSnapshot + Sized {
     /// Loads the weights of `dir` into a model built for `config` rather than the directory's own
     /// `config.json` (the same architecture; labels or dropout may differ, as with
     /// `from_pretrained(..., hidden_dropout_prob=0.1)` in `transformers`).
+    ///
+    /// Nothing large is allocated before the checks pass: the config is validated, the model's
+    /// size checked against `options.max_weight_bytes`, and the shape of every checkpoint tensor
+    /// (read from the safetensors headers alone) compared with the shape the config implies;
+    /// only then are the weights read and the model initialised.
     fn from_pretrained_config(
         dir: impl AsRef<Path>,
         config: &ViTConfig,
         options: &LoadOptions,
         device: &Device,
     ) -> Result<(Self, LoadReport)> {
-        let (origin, checkpoint) = safetensors_file::read_dir(dir.as_ref())?;
-        let mut model = Self::init_for(config, &checkpoint, options, device)?;
+        let dir = dir.as_ref();
+        config.validate()?;
+        let (origin, shapes) = safetensors_file::read_dir_shapes(dir)?;
+        let kind = Self::kind_for(&shapes, options);
+        config.check_size_of(kind, options.max_weight_bytes)?;
+        check_shapes(&config.parameter_shapes(kind), shapes, &origin, options)?;
+        let (origin, checkpoint) = safetensors_file::read_dir(dir)?;
+        let mut model = Self::init_checked(config, kind, options.max_weight_bytes, device)?;
         let report = load_weights(&mut model, Self::ARCHITECTURE.as_str(), checkpoint, &origin, options)?;
         Ok((model, report))
     }
@@ -201,7 +234,82 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Loads `checkpoint` (HF keys, PyTorch layout) into `model` as `from_pretrained` does.
+/// The checkpoint's tensors under the keys the model uses: the `vit.` base-model prefix added
+/// when the model expects it and the checkpoint lacks it, stripped in the opposite case, as
+/// `transformers` does. Each value keeps the key it has in the checkpoint.
+fn align_prefix<T>(expects_prefix: bool, checkpoint: BTreeMap<String, T>) -> BTreeMap<String, (String, T)> {
+    let has_prefix = checkpoint.keys().any(|k| k.starts_with(BASE_MODEL_PREFIX));
+    checkpoint
+        .into_iter()
+        .map(|(k, t)| {
+            let key = match (expects_prefix, has_prefix) {
+                (true, false) => format!("{BASE_MODEL_PREFIX}{k}"),
+                (false, true) => k.strip_prefix(BASE_MODEL_PREFIX).map(str::to_string).unwrap_or_else(|| k.clone()),
+                _ => k.clone(),
+            };
+            (key, (k, t))
+        })
+        .collect()
+}
+
+/// The model's weights: HF key → (Burn path, shape in PyTorch layout).
+fn model_weights<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, (String, Vec<usize>)> {
+    let mut expected = BTreeMap::new();
+    for snapshot in model.collect(None, None, true) {
+        let mut shape = snapshot.shape.to_vec();
+        if keys::is_dense_weight(&snapshot.name, shape.len()) {
+            shape.swap(0, 1);
+        }
+        expected.insert(keys::burn_to_hf(&snapshot.name), (snapshot.name, shape));
+    }
+    expected
+}
+
+/// The error for the first weight, in key order, whose checkpoint shape differs from the
+/// model's, unless `ignore_mismatched_sizes` — the error [`load_weights`] would give, found from
+/// shapes alone.
+fn check_shapes(
+    expected: &BTreeMap<String, Vec<usize>>,
+    checkpoint: BTreeMap<String, Vec<usize>>,
+    origin: &Path,
+    options: &LoadOptions,
+) -> Result<()> {
+    if options.ignore_mismatched_sizes {
+        return Ok(());
+    }
+    let expects_prefix = expected.keys().any(|k| k.starts_with(BASE_MODEL_PREFIX));
+    let checkpoint = align_prefix(expects_prefix, checkpoint);
+    for (key, shape) in expected {
+        if let Some((_, found)) = checkpoint.get(key)
+            && found != shape
+        {
+            return Err(ViTError::ShapeMismatch {
+                path: origin.to_path_buf(),
+                key: key.clone(),
+                found: found.clone(),
+                expected: shape.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first NaN or infinite value of `tensor`, as the error naming it.
+fn check_finite(tensor: &HfTensor, key: &str, origin: &Path) -> Result<()> {
+    let Some(index) = tensor.data.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    Err(ViTError::NonFiniteWeights {
+        path: origin.to_path_buf(),
+        key: key.to_string(),
+        count: tensor.data[index..].iter().filter(|v| !v.is_finite()).count(),
+        first: tensor.data[index],
+        index,
+    })
+}
+
+/// Loads `checkpoint` (HF keys, PyTorch layout) into `model` as `from_pretrained` does. A tensor
+/// holding NaN or infinite values is an error unless `options.allow_non_finite`.
 pub fn load_weights<M: ModuleSnapshot>(
     model: &mut M,
     model_class: &str,
@@ -210,28 +318,9 @@ pub fn load_weights<M: ModuleSnapshot>(
     options: &LoadOptions,
 ) -> Result<LoadReport> {
     // Expected keys: HF key → (Burn path, shape in PyTorch layout).
-    let mut expected: BTreeMap<String, (String, Vec<usize>)> = BTreeMap::new();
-    for snapshot in model.collect(None, None, true) {
-        let mut shape = snapshot.shape.to_vec();
-        if keys::is_dense_weight(&snapshot.name, shape.len()) {
-            shape.swap(0, 1);
-        }
-        expected.insert(keys::burn_to_hf(&snapshot.name), (snapshot.name, shape));
-    }
-
+    let expected = model_weights(model);
     let expects_prefix = expected.keys().any(|k| k.starts_with(BASE_MODEL_PREFIX));
-    let has_prefix = checkpoint.keys().any(|k| k.starts_with(BASE_MODEL_PREFIX));
-    let checkpoint: BTreeMap<String, HfTensor> = checkpoint
-        .into_iter()
-        .map(|(k, t)| {
-            let key = match (expects_prefix, has_prefix) {
-                (true, false) => format!("{BASE_MODEL_PREFIX}{k}"),
-                (false, true) => k.strip_prefix(BASE_MODEL_PREFIX).map(str::to_string).unwrap_or(k),
-                _ => k,
-            };
-            (key, t)
-        })
-        .collect();
+    let checkpoint = align_prefix(expects_prefix, checkpoint);
 
     let mut report =
         LoadReport { source: origin.to_path_buf(), model_class: model_class.to_string(), ..LoadReport::default() };
@@ -239,7 +328,7 @@ pub fn load_weights<M: ModuleSnapshot>(
     let used: BTreeSet<&String> = checkpoint.keys().filter(|k| expected.contains_key(*k)).collect();
     report.unexpected_keys = checkpoint.keys().filter(|k| !used.contains(k)).cloned().collect();
     for (key, (path, shape)) in &expected {
-        let Some(tensor) = checkpoint.get(key) else {
+        let Some((stored_key, tensor)) = checkpoint.get(key) else {
             report.missing_keys.push(key.clone());
             continue;
         };
@@ -254,6 +343,9 @@ pub fn load_weights<M: ModuleSnapshot>(
                 found: tensor.shape.clone(),
                 expected: shape.clone(),
             });
+        }
+        if !options.allow_non_finite {
+            check_finite(tensor, stored_key, origin)?;
         }
         let (values, burn_shape) = if keys::is_dense_weight(path, shape.len()) {
             (transpose(&tensor.data, shape[0], shape[1]), vec![shape[1], shape[0]])
@@ -277,44 +369,83 @@ pub fn load_weights<M: ModuleSnapshot>(
 impl PretrainedViT for ViTModel {
     const ARCHITECTURE: Architecture = Architecture::ViTModel;
 
-    fn init_for(
-        config: &ViTConfig,
-        checkpoint: &BTreeMap<String, HfTensor>,
-        options: &LoadOptions,
-        device: &Device,
-    ) -> Result<Self> {
-        config.validate()?;
+    fn kind_for(checkpoint: &BTreeMap<String, Vec<usize>>, options: &LoadOptions) -> ModelKind {
         let has = |suffix: &str| checkpoint.keys().any(|k| k.ends_with(suffix));
-        let pooler = options.add_pooling_layer.unwrap_or_else(|| has("pooler.dense.weight"));
-        let mask = options.use_mask_token.unwrap_or_else(|| has("embeddings.mask_token"));
-        Ok(ViTModel::new(config, pooler, mask, device))
+        ModelKind::Base {
+            add_pooling_layer: options.add_pooling_layer.unwrap_or_else(|| has("pooler.dense.weight")),
+            use_mask_token: options.use_mask_token.unwrap_or_else(|| has("embeddings.mask_token")),
+        }
+    }
+
+    fn init_checked(config: &ViTConfig, kind: ModelKind, max_weight_bytes: u64, device: &Device) -> Result<Self> {
+        ViTModel::try_new(config, kind.has_pooler(), kind.has_mask_token(), max_weight_bytes, device)
     }
 }
 
 impl PretrainedViT for ViTForImageClassification {
     const ARCHITECTURE: Architecture = Architecture::ViTForImageClassification;
 
-    fn init_for(
-        config: &ViTConfig,
-        _checkpoint: &BTreeMap<String, HfTensor>,
-        _options: &LoadOptions,
-        device: &Device,
-    ) -> Result<Self> {
-        config.validate()?;
-        Ok(ViTForImageClassification::new(config, device))
+    fn kind_for(_checkpoint: &BTreeMap<String, Vec<usize>>, _options: &LoadOptions) -> ModelKind {
+        ModelKind::ImageClassification
+    }
+
+    fn init_checked(config: &ViTConfig, _kind: ModelKind, max_weight_bytes: u64, device: &Device) -> Result<Self> {
+        ViTForImageClassification::try_new(config, max_weight_bytes, device)
     }
 }
 
 impl PretrainedViT for ViTForMaskedImageModeling {
     const ARCHITECTURE: Architecture = Architecture::ViTForMaskedImageModeling;
 
-    fn init_for(
-        config: &ViTConfig,
-        _checkpoint: &BTreeMap<String, HfTensor>,
-        _options: &LoadOptions,
-        device: &Device,
-    ) -> Result<Self> {
-        config.validate()?;
-        ViTForMaskedImageModeling::new(config, device)
+    fn kind_for(_checkpoint: &BTreeMap<String, Vec<usize>>, _options: &LoadOptions) -> ModelKind {
+        ModelKind::MaskedImageModeling
+    }
+
+    fn init_checked(config: &ViTConfig, _kind: ModelKind, max_weight_bytes: u64, device: &Device) -> Result<Self> {
+        ViTForMaskedImageModeling::try_new(config, max_weight_bytes, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shapes a config implies are exactly the model's, for every kind.
+    #[test]
+    fn config_shapes_are_the_models() {
+        let device = Device::flex();
+        let small = ViTConfig {
+            hidden_size: 24,
+            num_hidden_layers: 3,
+            num_attention_heads: 4,
+            intermediate_size: 40,
+            image_size: 12,
+            patch_size: 4,
+            encoder_stride: 4,
+            num_channels: 2,
+            ..ViTConfig::default()
+        }
+        .with_num_labels(5);
+        let other = ViTConfig { qkv_bias: false, pooler_output_size: Some(7), encoder_stride: 4, ..small.clone() };
+        for config in [small, other] {
+            for kind in ModelKind::ALL {
+                let weights = match kind {
+                    ModelKind::Base { .. } => {
+                        let model = ViTModel::init_checked(&config, kind, u64::MAX, &device).unwrap();
+                        model_weights(&model)
+                    }
+                    ModelKind::ImageClassification => model_weights(
+                        &ViTForImageClassification::init_checked(&config, kind, u64::MAX, &device).unwrap(),
+                    ),
+                    ModelKind::MaskedImageModeling => model_weights(
+                        &ViTForMaskedImageModeling::init_checked(&config, kind, u64::MAX, &device).unwrap(),
+                    ),
+                };
+                let from_model: BTreeMap<String, Vec<usize>> = weights.into_iter().map(|(k, (_, s))| (k, s)).collect();
+                assert_eq!(config.parameter_shapes(kind), from_model, "{kind:?}");
+                let count: usize = from_model.values().map(|s| s.iter().product::<usize>()).sum();
+                assert_eq!(config.parameter_count_of(kind), Some(count as u64), "{kind:?}");
+            }
+        }
     }
 }

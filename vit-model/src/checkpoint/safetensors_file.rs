@@ -1,8 +1,10 @@
 //! Reading and writing `model.safetensors` (single or sharded) as named f32 tensors.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Result, ViTError};
@@ -87,6 +89,78 @@ pub fn locate(dir: &Path) -> Result<CheckpointFiles> {
     ))
 }
 
+/// The largest header a safetensors file may have (the `safetensors` crate's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The header of a safetensors file: what it holds, without its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafetensorsHeader {
+    /// Every tensor's dtype and shape, by name.
+    pub tensors: BTreeMap<String, (Dtype, Vec<usize>)>,
+    /// The `__metadata__` entries (e.g. `{"format": "pt"}`).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Reads the header of a safetensors file, and only the header: its data is not read, but its
+/// length is checked against the offsets the header gives, so a truncated or lying file is an
+/// error here as it is for [`read_file`].
+pub fn read_header(path: &Path) -> Result<SafetensorsHeader> {
+    let invalid = |why: String| ViTError::Safetensors {
+        path: path.to_path_buf(),
+        message: format!("not a valid safetensors file ({why}); re-download or re-export it"),
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| ViTError::io("cannot read", path, e))?;
+    let file_len = file.metadata().map_err(|e| ViTError::io("cannot read", path, e))?.len();
+    let mut len_bytes = [0u8; 8];
+    file.read_exact(&mut len_bytes).map_err(|_| invalid(format!("{file_len} bytes, too short for a header")))?;
+    let n = u64::from_le_bytes(len_bytes);
+    if n > MAX_HEADER_BYTES {
+        return Err(invalid(format!("header length {n} is over the limit of {MAX_HEADER_BYTES} bytes")));
+    }
+    if n > file_len.saturating_sub(8) {
+        return Err(invalid(format!("header length {n} runs past the end of the {file_len}-byte file")));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| ViTError::io("cannot read", path, e))?;
+    let text = std::str::from_utf8(&header).map_err(|e| invalid(format!("header is not UTF-8: {e}")))?;
+    let metadata: Metadata =
+        serde_json::from_str(text).map_err(|e| invalid(format!("header is not a valid tensor table: {e}")))?;
+    let data_len = metadata.data_len() as u64;
+    let file_data_len = file_len.saturating_sub(8 + n);
+    if data_len != file_data_len {
+        return Err(invalid(format!("the header gives {data_len} bytes of data but the file has {file_data_len}")));
+    }
+    let tensors = metadata.tensors().into_iter().map(|(name, info)| (name, (info.dtype, info.shape.clone()))).collect();
+    let metadata = metadata.metadata().clone().unwrap_or_default().into_iter().collect();
+    Ok(SafetensorsHeader { tensors, metadata })
+}
+
+/// The dtypes weights may have.
+fn is_float(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64)
+}
+
+/// The shape of every tensor of a model directory's weights (all shards), read from the
+/// headers alone, with the file or index they were found through. Tensors that are not floats
+/// are refused as [`read_dir`] refuses them.
+pub fn read_dir_shapes(dir: &Path) -> Result<(PathBuf, BTreeMap<String, Vec<usize>>)> {
+    let files = locate(dir)?;
+    let mut all = BTreeMap::new();
+    for shard in &files.shards {
+        let header = read_header(shard)?;
+        for (name, (dtype, shape)) in header.tensors {
+            if !is_float(dtype) {
+                return Err(ViTError::Safetensors {
+                    path: shard.clone(),
+                    message: format!("tensor '{name}' has dtype {dtype:?}; expected F32, F16, BF16 or F64"),
+                });
+            }
+            all.insert(name, shape);
+        }
+    }
+    Ok((files.origin, all))
+}
+
 /// Reads every tensor of one safetensors file of weights, converted to f32.
 pub fn read_file(path: &Path) -> Result<BTreeMap<String, HfTensor>> {
     read_typed(path, false).map(|m| m.into_iter().map(|(k, (_, t))| (k, t)).collect())
@@ -152,6 +226,11 @@ pub fn read_dir(dir: &Path) -> Result<(PathBuf, BTreeMap<String, HfTensor>)> {
 /// Serialises named f32 tensors as a safetensors file with `{"format": "pt"}` metadata,
 /// the form `transformers` writes and expects.
 pub fn to_bytes(tensors: &BTreeMap<String, HfTensor>) -> Result<Vec<u8>> {
+    to_bytes_with_metadata(tensors, &[("format", "pt")])
+}
+
+/// Serialises named f32 tensors as a safetensors file with the given `__metadata__` entries.
+pub fn to_bytes_with_metadata(tensors: &BTreeMap<String, HfTensor>, metadata: &[(&str, &str)]) -> Result<Vec<u8>> {
     let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(k, t)| (k.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
@@ -163,7 +242,7 @@ pub fn to_bytes(tensors: &BTreeMap<String, HfTensor>) -> Result<Vec<u8>> {
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| ViTError::Safetensors { path: PathBuf::from("<memory>"), message: e.to_string() })?;
-    let metadata = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
+    let metadata = Some(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     safetensors::tensor::serialize(views, metadata)
         .map_err(|e| ViTError::Safetensors { path: PathBuf::from("<memory>"), message: e.to_string() })
 }

@@ -9,6 +9,7 @@ use crate::fused_layers::FusedLinear;
 use crate::init;
 use crate::loss;
 use crate::model::{ViTForwardOptions, ViTModel};
+use crate::size::ModelKind;
 
 /// Training targets of a classifier.
 #[derive(Debug, Clone)]
@@ -50,7 +51,9 @@ pub struct ViTForImageClassification {
 }
 
 impl ViTForImageClassification {
-    /// Creates a freshly initialised classifier for `config.num_labels()` classes.
+    /// Creates a freshly initialised classifier for `config.num_labels()` classes. Nothing is
+    /// checked first: for a config from outside the program, use
+    /// [`ViTForImageClassification::try_new`].
     pub fn new(config: &ViTConfig, device: &Device) -> Self {
         Self {
             vit: ViTModel::new(config, false, false, device),
@@ -58,6 +61,16 @@ impl ViTForImageClassification {
             problem_type: config.problem_type,
             label_smoothing: 0.0,
         }
+    }
+
+    /// [`ViTForImageClassification::new`] after validating `config` and checking that the
+    /// model's f32 weights take at most `max_weight_bytes` (e.g.
+    /// [`crate::size::DEFAULT_MAX_WEIGHT_BYTES`]), so that an absurd config is an error rather
+    /// than an allocation failure.
+    pub fn try_new(config: &ViTConfig, max_weight_bytes: u64, device: &Device) -> Result<Self> {
+        config.validate()?;
+        config.check_size_of(ModelKind::ImageClassification, max_weight_bytes)?;
+        Ok(Self::new(config, device))
     }
 
     /// A freshly initialised classifier layer for `config`.

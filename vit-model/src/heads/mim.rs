@@ -11,6 +11,7 @@ use crate::config::ViTConfig;
 use crate::error::{Result, ViTError};
 use crate::init;
 use crate::model::{ViTForwardOptions, ViTModel};
+use crate::size::{DEFAULT_MAX_WEIGHT_BYTES, ModelKind};
 
 /// What [`ViTForMaskedImageModeling::forward_with`] returns.
 #[derive(Debug, Clone)]
@@ -44,8 +45,18 @@ pub struct ViTForMaskedImageModeling {
 
 impl ViTForMaskedImageModeling {
     /// Creates a freshly initialised model. `patch_size` must equal `encoder_stride`, otherwise the
-    /// reconstruction would not have the input's size.
+    /// reconstruction would not have the input's size. The config is validated and the model's
+    /// f32 weights limited to [`DEFAULT_MAX_WEIGHT_BYTES`] first, as by
+    /// [`ViTForMaskedImageModeling::try_new`].
     pub fn new(config: &ViTConfig, device: &Device) -> Result<Self> {
+        Self::try_new(config, DEFAULT_MAX_WEIGHT_BYTES, device)
+    }
+
+    /// Creates a freshly initialised model after validating `config` and checking that its f32
+    /// weights take at most `max_weight_bytes`, so that an absurd config is an error rather than
+    /// an allocation failure.
+    pub fn try_new(config: &ViTConfig, max_weight_bytes: u64, device: &Device) -> Result<Self> {
+        config.validate()?;
         if config.patch_size != config.encoder_stride {
             return Err(ViTError::InvalidConfig(format!(
                 "masked image modelling needs patch_size ({}) == encoder_stride ({}): the decoder \
@@ -53,6 +64,7 @@ impl ViTForMaskedImageModeling {
                 config.patch_size, config.encoder_stride
             )));
         }
+        config.check_size_of(ModelKind::MaskedImageModeling, max_weight_bytes)?;
         let out_channels = config.encoder_stride * config.encoder_stride * config.num_channels;
         Ok(Self {
             vit: ViTModel::new(config, false, true, device),

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use vit_model::forward::{ForwardFileOptions, forward_files_with};
+
 use crate::device::parse_device;
 
 /// Arguments of `vit-train forward`.
@@ -26,18 +28,20 @@ pub struct ForwardArgs {
     /// Device (cpu, cuda:0, wgpu, ...).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Replace `--output` even when it is not a previous forward output.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Runs `vit-train forward`.
 pub fn run(args: ForwardArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let (outputs, report) = vit_model::forward::forward_files(
-        &args.model,
-        &args.inputs,
-        &args.output,
-        args.interpolate_pos_encoding,
-        &device,
-    )?;
+    let options = ForwardFileOptions {
+        interpolate_pos_encoding: args.interpolate_pos_encoding,
+        overwrite: args.overwrite,
+        ..Default::default()
+    };
+    let (outputs, report) = forward_files_with(&args.model, &args.inputs, &args.output, &options, &device)?;
     eprintln!("{report}");
     println!("wrote {} outputs to {}", outputs.len(), args.output.display());
     Ok(())

@@ -8,14 +8,12 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
 use serde_json::json;
+use vit_data::decode::has_image_extension;
 use vit_data::{DataError, DecodeLimits, ImageProcessor};
 use vit_model::{ViTConfig, ViTForImageClassification, ViTForwardOptions};
 
 use crate::device::parse_device;
 use crate::run::model::{load_classifier, model_processor};
-
-/// Images per forward pass.
-const BATCH_SIZE: usize = 16;
 
 /// Preprocessed images of one chunk by (height, width): (position in the chunk, CHW values).
 type SizeGroups = BTreeMap<(usize, usize), Vec<(usize, Vec<f32>)>>;
@@ -30,12 +28,18 @@ pub struct PredictArgs {
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
     /// One JSON object per image: file, top-k labels with probabilities, all logits.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// CSV on stdout: a header, then per image the file and the top-k labels with probabilities.
+    #[arg(long)]
+    pub csv: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
     /// Device (cpu, cuda:0, wgpu, ...).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Image files.
+    /// Image files, or directories searched recursively for images (sorted by path).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
 }
@@ -83,13 +87,14 @@ fn image_error(e: DataError) -> anyhow::Error {
     }
 }
 
-/// Runs every image through the model; images are decoded and preprocessed `BATCH_SIZE` at a
+/// Runs every image through the model; images are decoded and preprocessed `batch_size` at a
 /// time, grouped by their preprocessed size.
 pub fn predict_images(
     model: &ViTForImageClassification,
     config: &ViTConfig,
     processor: &ImageProcessor,
     images: &[PathBuf],
+    batch_size: usize,
     device: &Device,
     mut on_prediction: impl FnMut(&Prediction) -> Result<()>,
 ) -> Result<()> {
@@ -100,7 +105,7 @@ pub fn predict_images(
     }
     let channels = config.num_channels;
     let mut noted_resize = false;
-    for chunk in images.chunks(BATCH_SIZE) {
+    for chunk in images.chunks(batch_size.max(1)) {
         // Preprocessed images of this chunk, grouped by (height, width).
         let mut groups = SizeGroups::new();
         for (i, path) in chunk.iter().enumerate() {
@@ -171,11 +176,75 @@ pub fn prediction_text(p: &Prediction, labels: &[String], k: usize) -> String {
     out
 }
 
+/// The image files named by `inputs`: files as given, directories searched recursively for files
+/// with an image extension, sorted by path (hidden entries skipped, symbolic links not followed
+/// into directories).
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            out.push(input.clone());
+            continue;
+        }
+        let mut found = Vec::new();
+        let mut pending = vec![input.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+            for entry in entries {
+                let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+                let path = entry.path();
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let kind = entry.file_type().with_context(|| format!("cannot read {}", path.display()))?;
+                if kind.is_dir() {
+                    pending.push(path);
+                } else if has_image_extension(&path) {
+                    found.push(path);
+                }
+            }
+        }
+        if found.is_empty() {
+            bail!("{} holds no images (searched recursively)", input.display());
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// The CSV header for `k` labels per image.
+pub fn csv_header(k: usize) -> String {
+    let mut out = String::from("file");
+    for i in 1..=k {
+        out.push_str(&format!(",label_{i},probability_{i}"));
+    }
+    out
+}
+
+/// A CSV cell, quoted when it needs to be.
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}
+
+/// The CSV row of one prediction.
+pub fn prediction_csv(p: &Prediction, labels: &[String], k: usize) -> String {
+    let mut out = csv_cell(&p.file.to_string_lossy());
+    for i in p.top_k(k) {
+        out.push_str(&format!(",{},{}", csv_cell(&labels[i]), p.probabilities[i]));
+    }
+    out
+}
+
 /// `vit-train predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
     if args.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let images = expand_inputs(&args.images)?;
     let device = parse_device(&args.device)?;
     let (model, config) = load_classifier(&args.model, &device)?;
     let labels = config.labels();
@@ -189,9 +258,14 @@ pub fn run(args: PredictArgs) -> Result<()> {
     }
     let processor = model_processor(&args.model, &config)?;
     let k = args.top_k.min(labels.len());
-    predict_images(&model, &config, &processor, &args.images, &device, |p| {
+    if args.csv {
+        println!("{}", csv_header(k));
+    }
+    predict_images(&model, &config, &processor, &images, args.batch_size, &device, |p| {
         if args.json {
             println!("{}", prediction_json(p, &labels, k));
+        } else if args.csv {
+            println!("{}", prediction_csv(p, &labels, k));
         } else {
             print!("{}", prediction_text(p, &labels, k));
         }

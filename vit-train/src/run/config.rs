@@ -92,7 +92,7 @@ pub struct RunConfig {
 }
 
 /// `[model]`: an HF model directory to start from, or an architecture.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// An HF model directory (`config.json` + `model.safetensors`) to fine-tune.
@@ -133,9 +133,22 @@ pub struct ModelSection {
     /// Resize position embeddings when the data's image size differs from the model's.
     #[serde(default)]
     pub interpolate_pos_encoding: bool,
+    /// The largest model (float32 weights, GiB) a run may build or load; a config beyond it is an
+    /// error with the estimate, before anything is allocated.
+    #[serde(default = "default_max_weight_gib")]
+    pub max_weight_gib: f64,
+}
+
+fn default_max_weight_gib() -> f64 {
+    (vit_model::DEFAULT_MAX_WEIGHT_BYTES >> 30) as f64
 }
 
 impl ModelSection {
+    /// `max_weight_gib` in bytes.
+    pub fn max_weight_bytes(&self) -> u64 {
+        (self.max_weight_gib * (1u64 << 30) as f64) as u64
+    }
+
     /// The architecture fields that are set: they shape a model from scratch and cannot apply to
     /// a pretrained one.
     pub fn architecture_fields_set(&self) -> Vec<&'static str> {

@@ -31,17 +31,21 @@ fn build<M: PretrainedViT>(
 
 /// The classifier a run trains.
 pub fn classifier(plan: &RunPlan, device: &Device) -> Result<ViTForImageClassification> {
+    let max = plan.config.model.max_weight_bytes();
     let options = LoadOptions {
         ignore_mismatched_sizes: plan.config.model.ignore_mismatched_sizes,
         labels: Some(plan.vit_config.labels()),
+        max_weight_bytes: max,
         ..LoadOptions::default()
     };
-    build(plan, device, options, |c| Ok(ViTForImageClassification::new(c, device)))
+    build(plan, device, options, |c| Ok(ViTForImageClassification::try_new(c, max, device)?))
 }
 
 /// The SimMIM model a run pretrains.
 pub fn simmim(plan: &RunPlan, device: &Device) -> Result<ViTForMaskedImageModeling> {
-    build(plan, device, LoadOptions::default(), |c| Ok(ViTForMaskedImageModeling::new(c, device)?))
+    let max = plan.config.model.max_weight_bytes();
+    let options = LoadOptions { max_weight_bytes: max, ..LoadOptions::default() };
+    build(plan, device, options, |c| Ok(ViTForMaskedImageModeling::try_new(c, max, device)?))
 }
 
 /// Loads a classifier from the HF model directory `dir` for inference, warning on stderr when

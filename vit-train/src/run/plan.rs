@@ -101,6 +101,9 @@ impl RunPlan {
         let start = start_of(&config, &options, &dir)?;
         let data = open_datasets(&config.data, config.run.seed)?;
         let vit_config = model_config(&config, &data.classes)?;
+        vit_config
+            .check_size(config.model.max_weight_bytes())
+            .context("model (raise model.max_weight_gib to allow it)")?;
         let interpolate_pos_encoding =
             check_image_size(config.data.image_size, vit_config.image_size, config.model.interpolate_pos_encoding)
                 .context("data.image_size")?;
