@@ -45,6 +45,65 @@ impl fmt::Display for Architecture {
     }
 }
 
+/// The `base_model_prefix` of HF's ViT classes: the encoder's keys start with it in the head
+/// classes.
+pub const BASE_MODEL_PREFIX: &str = "vit.";
+
+/// A model class with its optional parts: with a config, it fixes every weight's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// The bare encoder (`ViTModel`).
+    Base {
+        /// Whether it has a pooler (`add_pooling_layer`).
+        add_pooling_layer: bool,
+        /// Whether it has a mask token (`use_mask_token`).
+        use_mask_token: bool,
+    },
+    /// `ViTForImageClassification`: the encoder (no pooler, no mask token) and a classifier.
+    ImageClassification,
+    /// `ViTForMaskedImageModeling`: the encoder (no pooler, with a mask token) and the decoder.
+    MaskedImageModeling,
+}
+
+impl ModelKind {
+    /// Every kind, with and without the optional parts.
+    pub const ALL: [ModelKind; 6] = [
+        ModelKind::Base { add_pooling_layer: false, use_mask_token: false },
+        ModelKind::Base { add_pooling_layer: true, use_mask_token: false },
+        ModelKind::Base { add_pooling_layer: false, use_mask_token: true },
+        ModelKind::Base { add_pooling_layer: true, use_mask_token: true },
+        ModelKind::ImageClassification,
+        ModelKind::MaskedImageModeling,
+    ];
+
+    /// The model class.
+    pub fn architecture(self) -> Architecture {
+        match self {
+            ModelKind::Base { .. } => Architecture::ViTModel,
+            ModelKind::ImageClassification => Architecture::ViTForImageClassification,
+            ModelKind::MaskedImageModeling => Architecture::ViTForMaskedImageModeling,
+        }
+    }
+
+    /// Whether the encoder has a pooler.
+    pub fn has_pooler(self) -> bool {
+        matches!(self, ModelKind::Base { add_pooling_layer: true, .. })
+    }
+
+    /// Whether the embeddings have a mask token.
+    pub fn has_mask_token(self) -> bool {
+        matches!(self, ModelKind::Base { use_mask_token: true, .. } | ModelKind::MaskedImageModeling)
+    }
+
+    /// The prefix of the encoder's keys: `vit.` in the head classes, none in `ViTModel`.
+    pub(crate) fn prefix(self) -> &'static str {
+        match self {
+            ModelKind::Base { .. } => "",
+            _ => BASE_MODEL_PREFIX,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

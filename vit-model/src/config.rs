@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::activation::HiddenAct;
+use crate::architecture::ModelKind;
 use crate::error::{Result, ViTError};
-use crate::size::ModelKind;
 
 /// The largest `num_labels` a `config.json` may give (ImageNet-21k has 21843).
 pub const MAX_NUM_LABELS: usize = 1 << 20;

@@ -29,7 +29,7 @@ pub mod pos_interp;
 pub mod size;
 
 pub use activation::HiddenAct;
-pub use architecture::Architecture;
+pub use architecture::{Architecture, ModelKind};
 pub use checkpoint::{LoadOptions, LoadReport, PretrainedViT};
 pub use config::{ProblemType, ViTConfig};
 pub use error::{Result, ViTError};
@@ -37,4 +37,4 @@ pub use fused_layers::{FusedLayerNorm, FusedLinear};
 pub use heads::classification::{ImageClassifierOutput, Labels, ViTForImageClassification};
 pub use heads::mim::{MaskedImageModelingOutput, ViTForMaskedImageModeling};
 pub use model::{HeadMask, ViTForwardOptions, ViTModel, ViTModelOutput};
-pub use size::{DEFAULT_MAX_WEIGHT_BYTES, ModelKind};
+pub use size::DEFAULT_MAX_WEIGHT_BYTES;

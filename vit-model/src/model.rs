@@ -4,13 +4,13 @@ use burn::module::Module;
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::activation::HiddenAct;
+use crate::architecture::ModelKind;
 use crate::config::ViTConfig;
 use crate::embeddings::ViTEmbeddings;
 use crate::encoder::ViTEncoder;
 use crate::error::{Result, ViTError};
 use crate::fused_layers::{FusedLayerNorm, FusedLinear};
 use crate::init;
-use crate::size::ModelKind;
 
 /// Optional inputs and requested extras of a forward pass. `Default` asks for nothing.
 #[derive(Debug, Clone, Default)]

@@ -16,16 +16,16 @@ use burn::store::{ModuleSnapshot, bridge};
 use burn::tensor::{Device, TensorData};
 
 use crate::architecture::Architecture;
+use crate::architecture::ModelKind;
 use crate::config::ViTConfig;
 use crate::error::{Result, ViTError};
 use crate::heads::classification::ViTForImageClassification;
 use crate::heads::mim::ViTForMaskedImageModeling;
 use crate::model::ViTModel;
-use crate::size::{DEFAULT_MAX_WEIGHT_BYTES, ModelKind};
+use crate::size::DEFAULT_MAX_WEIGHT_BYTES;
 pub use safetensors_file::HfTensor;
 
-/// The `base_model_prefix` of HF's ViT classes.
-pub const BASE_MODEL_PREFIX: &str = "vit.";
+pub use crate::architecture::BASE_MODEL_PREFIX;
 
 /// Choices made when loading a checkpoint.
 #[derive(Debug, Clone)]

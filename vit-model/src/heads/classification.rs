@@ -3,13 +3,13 @@
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
+use crate::architecture::ModelKind;
 use crate::config::{ProblemType, ViTConfig};
 use crate::error::{Result, ViTError};
 use crate::fused_layers::FusedLinear;
 use crate::init;
 use crate::loss;
 use crate::model::{ViTForwardOptions, ViTModel};
-use crate::size::ModelKind;
 
 /// Training targets of a classifier.
 #[derive(Debug, Clone)]

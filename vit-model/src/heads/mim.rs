@@ -7,11 +7,12 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{PixelShuffle, PixelShuffleConfig};
 use burn::tensor::{Bool, Device, Tensor};
 
+use crate::architecture::ModelKind;
 use crate::config::ViTConfig;
 use crate::error::{Result, ViTError};
 use crate::init;
 use crate::model::{ViTForwardOptions, ViTModel};
-use crate::size::{DEFAULT_MAX_WEIGHT_BYTES, ModelKind};
+use crate::size::DEFAULT_MAX_WEIGHT_BYTES;
 
 /// What [`ViTForMaskedImageModeling::forward_with`] returns.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! The machinery of a training run: its config ([`config`], [`overrides`]), the plan resolved from
+//! The machinery of a training run: its config ([`config`], [`overrides`], [`validation`]), the plan resolved from
 //! it ([`plan`]), the output directory ([`dir`]), the run's position ([`clock`], [`segments`]),
 //! data ([`data`], [`loader`]), models and steps ([`model`], [`steps`], [`guard`]), optimizer and
 //! schedule ([`optim`], [`schedule`]), checkpoints ([`checkpoint_sets`], [`checkpointer`]) and the training loop that
@@ -20,3 +20,4 @@ pub mod schedule;
 pub mod segments;
 pub mod steps;
 pub mod trainer;
+pub mod validation;
