@@ -23,11 +23,7 @@ fn assert_fails(output: &std::process::Output) -> String {
 #[test]
 fn overwrite_starts_over_and_moves_the_previous_run_aside_until_it_has_a_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 4);
-    let out = tmp.path().join("run");
-    let config = write_config(tmp.path(), "a.toml", &classification_config(&data, &out, 1));
-    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let (_, out, config) = finished_run(tmp.path(), 4, 1);
     // The same config again with --overwrite: a fresh run, not a resume.
     let stderr = assert_ok(&vit_train(&["--config", config.to_str().unwrap(), "--overwrite"]));
     assert!(!stderr.contains("resuming"), "{stderr}");
@@ -61,11 +57,7 @@ fn overwrite_refuses_to_delete_its_own_inputs() {
 #[test]
 fn resuming_with_another_architecture_is_refused_before_any_file_is_touched() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 4);
-    let out = tmp.path().join("run");
-    let config = write_config(tmp.path(), "a.toml", &classification_config(&data, &out, 1));
-    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let (data, out, _) = finished_run(tmp.path(), 4, 1);
     let saved = std::fs::read(out.join("run_config.toml")).unwrap();
     let model_config = std::fs::read(out.join("model_config.json")).unwrap();
     let text = classification_config(&data, &out, 2).replace("hidden_size = 48", "hidden_size = 64");
@@ -159,11 +151,7 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_previous_set() {
 #[test]
 fn export_does_not_replace_a_model_directory_unasked() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 4);
-    let out = tmp.path().join("run");
-    let config = write_config(tmp.path(), "a.toml", &classification_config(&data, &out, 1));
-    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let (_, out, _) = finished_run(tmp.path(), 4, 1);
     let target = tmp.path().join("model");
     std::fs::create_dir_all(&target).unwrap();
     std::fs::write(target.join("config.json"), b"{\"mine\": true}").unwrap();
@@ -184,11 +172,7 @@ fn forward_does_not_overwrite_a_file_it_did_not_write() {
     use vit_model::checkpoint::HfTensor;
     use vit_model::checkpoint::safetensors_file::to_bytes;
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 4);
-    let out = tmp.path().join("run");
-    let config = write_config(tmp.path(), "a.toml", &classification_config(&data, &out, 1));
-    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    let (_, out, _) = finished_run(tmp.path(), 4, 1);
     let model = out.join("best");
     let pixels = HfTensor { shape: vec![1, 3, 32, 32], data: vec![0.25; 3 * 32 * 32] };
     let inputs = tmp.path().join("inputs.safetensors");

@@ -50,6 +50,24 @@ fn classification_run_beats_chance_and_exports_a_loadable_model() {
             "{file}"
         );
     }
+
+    // Both carry a model card (Trainer-style) and the training arguments, the same for the same
+    // checkpoint.
+    for file in ["README.md", "training_args.json"] {
+        assert_eq!(
+            std::fs::read(out.join("best").join(file)).unwrap(),
+            std::fs::read(exported.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let card = std::fs::read_to_string(exported.join("README.md")).unwrap();
+    assert!(
+        card.contains("trained from scratch on the imagefolder dataset") && card.contains("- Accuracy: "),
+        "{card}"
+    );
+    let args: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("training_args.json")).unwrap()).unwrap();
+    assert_eq!(args["learning_rate"], 2e-3);
     let output = vit_train(&["export", "--run", run, "--epoch", "999", "--output", exported.to_str().unwrap()]);
     assert!(!output.status.success() && String::from_utf8_lossy(&output.stderr).contains("epoch 999"));
 }
@@ -423,11 +441,7 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_half_written_checkpoint() {
     std::fs::create_dir_all(&small).unwrap();
     // A 300 KiB filesystem: room for the config files, not for a checkpoint. Mounting needs root;
     // where it is refused, say so and skip.
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=300k", "tmpfs", small.to_str().unwrap()])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    if !mount_tmpfs(&small, "size=300k") {
         eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
         return;
     }
@@ -451,14 +465,6 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_half_written_checkpoint() {
     let complete =
         ["model-1.bpk", "optim-1.bpk", "scheduler-1.bpk"].iter().all(|f| listing.iter().any(|(n, _)| n == f));
     assert!(!complete, "a failed save left a complete-looking checkpoint: {listing:?}");
-}
-
-/// Mounts a tmpfs at `dir` with `options` (e.g. "ro,size=1m"); false where mounting is refused.
-fn mount_tmpfs(dir: &std::path::Path, options: &str) -> bool {
-    std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", options, "tmpfs", dir.to_str().unwrap()])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Runs the config and asserts a clear read-only error naming `dir`, before any training.

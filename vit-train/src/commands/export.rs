@@ -11,6 +11,8 @@ use clap::Args;
 use vit_data::ImageProcessor;
 use vit_model::{PretrainedViT, ViTConfig, ViTForImageClassification, ViTForMaskedImageModeling};
 
+use crate::report::metrics_csv;
+use crate::report::model_card::{CardInput, write_card_files};
 use crate::run::checkpoint_sets::{CheckpointSets, latest_intact, verify};
 use crate::run::checkpointer::SetCheckpointer;
 use crate::run::config::{RunConfig, Task};
@@ -92,6 +94,11 @@ pub fn export(run: &Path, epoch: Option<usize>, output: &Path, overwrite: bool) 
             }
         }
         processor.save(tmp)?;
+        let rows = metrics_csv::read(&dir.metrics_csv()).unwrap_or_default();
+        // Checkpoint N was saved after the N-th validation.
+        let step = rows.iter().filter(|r| r.split == "valid").nth(epoch.saturating_sub(1)).map(|r| r.step);
+        let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        write_card_files(tmp, &CardInput { config: &config, name: &name, rows: &rows, step })?;
         Ok(())
     })?;
     Ok(epoch)

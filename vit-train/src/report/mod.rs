@@ -6,6 +6,7 @@ pub mod display;
 pub mod metrics;
 pub mod metrics_csv;
 pub mod metrics_sink;
+pub mod model_card;
 pub mod png;
 pub mod renderer;
 pub mod samples;

@@ -33,6 +33,7 @@ use super::plan::{RunPlan, Start};
 use super::steps::{ClassifierStep, SimMimStep};
 use crate::report::curves::write_curves;
 use crate::report::metrics_csv;
+use crate::report::model_card::{CardInput, write_card_files};
 use crate::report::renderer::ProgressRenderer;
 use crate::report::samples::SampleWriter;
 
@@ -191,6 +192,7 @@ impl Launch {
     fn finish<W: Module, M: PretrainedViT>(&self, step: W, inner: impl Fn(W) -> M) -> Result<PathBuf> {
         let dir = &self.plan.dir;
         let best = dir.best_dir();
+        let mut exported_step = None;
         let step = match self.best_record() {
             Some((checkpoint, row, record)) => match step.clone().try_load_record(record) {
                 Ok(loaded) => {
@@ -200,6 +202,7 @@ impl Launch {
                         metrics_csv::cell(Some(row.epoch)),
                         best.display()
                     );
+                    exported_step = Some(row.step);
                     loaded
                 }
                 Err(e) => {
@@ -214,6 +217,10 @@ impl Launch {
         vit_io::replace_dir::<anyhow::Error>(&best, |tmp| {
             model.save_pretrained(&self.plan.vit_config, tmp).context("cannot export the model")?;
             self.plan.processor.save(tmp).context("cannot write preprocessor_config.json")?;
+            let rows = metrics_csv::read(&dir.metrics_csv()).unwrap_or_default();
+            let name = dir.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let card = CardInput { config: &self.plan.config, name: &name, rows: &rows, step: exported_step };
+            write_card_files(tmp, &card).context("cannot write the model card")?;
             Ok(())
         })?;
         if let Err(e) = write_curves(&dir.metrics_csv(), &dir.curves_png()) {

@@ -133,3 +133,22 @@ pub fn make_smooth_folder(root: &Path, count: usize) {
         img.save(dir.join(format!("{i:04}.png"))).unwrap();
     }
 }
+
+/// A finished classification run on an ImageFolder of `per_class` images per class under `root`:
+/// (the data folder, the run directory, the config file it ran with).
+pub fn finished_run(root: &Path, per_class: usize, epochs: usize) -> (PathBuf, PathBuf, PathBuf) {
+    let data = root.join("data");
+    make_image_folder(&data, per_class);
+    let out = root.join("run");
+    let config = write_config(root, "finished.toml", &classification_config(&data, &out, epochs));
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    (data, out, config)
+}
+
+/// Mounts a tmpfs at `dir` with `options` (e.g. "ro,size=1m"); false where mounting is refused.
+pub fn mount_tmpfs(dir: &Path, options: &str) -> bool {
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs", dir.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
