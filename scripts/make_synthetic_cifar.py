@@ -1,6 +1,10 @@
 """Write a synthetic dataset in the official CIFAR-10 binary layout, for trying vit-train offline.
 
-    python3 scripts/make_synthetic_cifar.py OUT_DIR [--train 5000] [--test 1000] [--seed 0]
+    python3 scripts/make_synthetic_cifar.py OUT_DIR [--train 50000] [--test 10000] [--seed 0]
+
+vit-train reads a CIFAR folder only when every file has its official size (10000 records each), so
+the defaults are the official counts (a few minutes of pure Python); smaller --train/--test values
+write files that vit-data's `Cifar::load_with(.., &CifarLoadOptions::SYNTHETIC)` reads, for tests.
 
 Creates OUT_DIR/cifar-10-batches-bin/{data_batch_1..5.bin, test_batch.bin, batches.meta.txt}:
 records of 1 label byte + 3072 pixel bytes (R plane, G plane, B plane, 32x32), as the real files.
@@ -37,8 +41,8 @@ def image(label: int, rng: random.Random) -> bytes:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
-    ap.add_argument("--train", type=int, default=5000)
-    ap.add_argument("--test", type=int, default=1000)
+    ap.add_argument("--train", type=int, default=50000)
+    ap.add_argument("--test", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)

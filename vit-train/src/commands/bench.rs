@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -292,6 +293,28 @@ fn sync(device: &Device) -> Result<()> {
     device.sync().map_err(|e| anyhow::anyhow!("bench: device sync failed: {e:?}"))
 }
 
+/// Times training steps of `model`: the loss `loss_of` gives, backward, an optimizer step, and a
+/// read of the loss (which waits for the step on asynchronous backends).
+fn time_training<M: Module>(
+    args: &BenchArgs,
+    device: &Device,
+    model: M,
+    optim: &mut ModuleOptimizer,
+    loss_of: impl Fn(&M) -> Result<Tensor<1>>,
+) -> Result<(Vec<Duration>, Option<f64>, f64)> {
+    let mut model = Some(model);
+    time(args, || {
+        let m = model.take().expect("the model is put back after every step");
+        let loss = loss_of(&m)?;
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let m = optim.step(LR, m, grads);
+        let value = loss.into_scalar::<f32>() as f64;
+        sync(device)?;
+        model = Some(m);
+        Ok(Some(value))
+    })
+}
+
 fn run_case(case: &Case, args: &BenchArgs) -> Result<BenchResult> {
     since_start();
     let config = case.config();
@@ -321,39 +344,25 @@ fn run_case(case: &Case, args: &BenchArgs) -> Result<BenchResult> {
             if case.kind == Kind::Train {
                 let labels: Vec<i64> = (0..b as i64).map(|i| i % config.num_labels() as i64).collect();
                 let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &device);
-                let mut model = Some(ViTForImageClassification::new(&config, &device));
+                let model = ViTForImageClassification::new(&config, &device);
                 sync(&device)?;
                 setup_rss = proc_status_mib("VmRSS");
-                time(args, || {
-                    let m = model.take().expect("model");
+                time_training(args, &device, model, &mut optim, |m| {
                     let out =
                         m.forward_with(x.clone(), Some(Labels::Classes(y.clone())), ViTForwardOptions::default())?;
-                    let loss = out.loss.expect("labels give a loss");
-                    let grads = GradientsParams::from_grads(loss.backward(), &m);
-                    let m = optim.step(LR, m, grads);
-                    let value = loss.into_scalar::<f32>() as f64;
-                    sync(&device)?;
-                    model = Some(m);
-                    Ok(Some(value))
+                    Ok(out.loss.expect("labels give a loss"))
                 })?
             } else {
                 let patches = config.num_patches();
                 let masked = (MASK_RATIO * patches as f64).floor() as usize;
                 let bool_masked_pos = mask(b, patches, masked, &device);
-                let mut model = Some(ViTForMaskedImageModeling::new(&config, &device)?);
+                let model = ViTForMaskedImageModeling::new(&config, &device)?;
                 sync(&device)?;
                 setup_rss = proc_status_mib("VmRSS");
-                time(args, || {
-                    let m = model.take().expect("model");
+                time_training(args, &device, model, &mut optim, |m| {
                     let options =
                         ViTForwardOptions { bool_masked_pos: Some(bool_masked_pos.clone()), ..Default::default() };
-                    let loss = m.forward_with(x.clone(), options)?.loss.expect("a mask gives a loss");
-                    let grads = GradientsParams::from_grads(loss.backward(), &m);
-                    let m = optim.step(LR, m, grads);
-                    let value = loss.into_scalar::<f32>() as f64;
-                    sync(&device)?;
-                    model = Some(m);
-                    Ok(Some(value))
+                    Ok(m.forward_with(x.clone(), options)?.loss.expect("a mask gives a loss"))
                 })?
             }
         }
