@@ -1,7 +1,7 @@
-//! [`RunClock`]: where a run is — segment (burn-train's epoch), micro-batch, optimizer step and
-//! images delivered. The training loader advances it, in one place, as it starts a segment and as
-//! it hands each batch to the learner; the steps, the progress display, the metrics sink and the
-//! best-model export read it.
+//! [`RunClock`]: where a run is — segment (burn-train's epoch), micro-batch and optimizer step,
+//! and the images of each batch delivered. The training loader advances it, in one place, as it
+//! starts a segment and as it hands each batch to the learner; the steps, the progress display,
+//! the metrics sink and the best-model export read it.
 //!
 //! The training step runs right after the loader hands its batch over, so the steps read the
 //! position directly. burn-train reports each processed batch to the renderer from another thread,
@@ -22,8 +22,6 @@ struct Position {
     next: AtomicUsize,
     /// Micro-batches handed to the learner since the run started (those before a resume too).
     micro: AtomicUsize,
-    /// Images handed to the learner by this process.
-    images: AtomicUsize,
     /// The positions made by hand-overs the renderer has not taken yet.
     ticks: Mutex<VecDeque<Tick>>,
 }
@@ -85,7 +83,6 @@ impl RunClock {
     /// Counts a training micro-batch of `images` images handed to the learner.
     pub fn deliver(&self, images: usize) {
         let micro_batch = self.position.micro.fetch_add(1, Ordering::SeqCst) + 1;
-        self.position.images.fetch_add(images, Ordering::SeqCst);
         let tick = Tick { segment: self.segment(), micro_batch, step: self.step_at(micro_batch), images };
         self.position.ticks.lock().unwrap_or_else(|p| p.into_inner()).push_back(tick);
     }
@@ -103,11 +100,6 @@ impl RunClock {
     /// Micro-batches of the run so far (1-based number of the one being trained).
     pub fn micro_batch(&self) -> usize {
         self.position.micro.load(Ordering::SeqCst)
-    }
-
-    /// Images delivered by this process so far.
-    pub fn images(&self) -> usize {
-        self.position.images.load(Ordering::SeqCst)
     }
 
     /// Optimizer steps completed once the current micro-batch is (its own step included when it
@@ -143,8 +135,8 @@ mod tests {
             })
             .collect();
         assert_eq!(steps, vec![0, 1, 1, 2, 3, 3, 4, 4, 5, 6]);
-        assert_eq!(clock.images(), 30);
         let ticks: Vec<Tick> = std::iter::from_fn(|| clock.next_tick()).collect();
+        assert_eq!(ticks.iter().map(|t| t.images).sum::<usize>(), 30);
         assert_eq!(ticks.iter().map(|t| t.step).collect::<Vec<_>>(), steps, "one tick per hand-over, in order");
         assert_eq!(ticks[9], Tick { segment: 0, micro_batch: 10, step: 6, images: 3 });
     }
