@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::ViTConfig;
+use crate::drop_path::{Branch, StochasticDepth};
 use crate::layer::ViTLayer;
 
 /// What the encoder returns: the last hidden state and, when asked for, every intermediate one.
@@ -30,14 +31,19 @@ impl ViTEncoder {
         Self { layer: (0..config.num_hidden_layers).map(|_| ViTLayer::new(config, device)).collect() }
     }
 
-    /// Runs every layer; `head_mask` is `[layers, heads]`.
+    /// Runs every layer; `head_mask` is `[layers, heads]`; `stochastic_depth` drops residual
+    /// branches per sample (training only).
     pub fn forward(
         &self,
         mut hidden: Tensor<3>,
         head_mask: Option<Tensor<2>>,
         output_attentions: bool,
         output_hidden_states: bool,
+        stochastic_depth: Option<&StochasticDepth>,
     ) -> EncoderOutput {
+        let layers = self.layer.len();
+        let batch = hidden.dims()[0];
+        let device = hidden.device();
         let mut hidden_states = output_hidden_states.then(Vec::new);
         let mut attentions = output_attentions.then(Vec::new);
         for (i, layer) in self.layer.iter().enumerate() {
@@ -45,7 +51,9 @@ impl ViTEncoder {
                 states.push(hidden.clone());
             }
             let layer_mask = head_mask.as_ref().map(|m| m.clone().narrow(0, i, 1).squeeze_dim::<1>(0));
-            let (out, probs) = layer.forward(hidden, layer_mask, output_attentions);
+            let scales = [Branch::Attention, Branch::Mlp]
+                .map(|branch| stochastic_depth.and_then(|sd| sd.branch_scale(i, layers, branch, batch, &device)));
+            let (out, probs) = layer.forward(hidden, layer_mask, output_attentions, scales);
             hidden = out;
             if let (Some(all), Some(p)) = (attentions.as_mut(), probs) {
                 all.push(p);

@@ -121,6 +121,7 @@ pub fn run_forward_loaded(
         output_attentions: with_extras,
         output_hidden_states: with_extras,
         interpolate_pos_encoding,
+        stochastic_depth: None,
     };
 
     let mut out = BTreeMap::new();

@@ -54,7 +54,12 @@ impl ViTOutput {
 
     /// `dropout(dense(hidden)) + input_tensor`.
     pub fn forward(&self, hidden: Tensor<3>, input_tensor: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.dense.forward(hidden)) + input_tensor
+        self.project(hidden) + input_tensor
+    }
+
+    /// `dropout(dense(hidden))`, the MLP branch before its residual sum.
+    pub fn project(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.dropout.forward(self.dense.forward(hidden))
     }
 }
 
@@ -87,16 +92,27 @@ impl ViTLayer {
     }
 
     /// `[B, S, D]` → (`[B, S, D]`, the attention probabilities when `output_attentions`).
+    /// `drop_path` holds the per-sample `[B, 1, 1]` factors of the attention and MLP branches
+    /// under stochastic depth (training only; see [`crate::drop_path`]).
     pub fn forward(
         &self,
         hidden: Tensor<3>,
         head_mask: Option<Tensor<1>>,
         output_attentions: bool,
+        drop_path: [Option<Tensor<3>>; 2],
     ) -> (Tensor<3>, Option<Tensor<4>>) {
+        let [attn_scale, mlp_scale] = drop_path;
         let (attn, probs) =
             self.attention.forward(self.layernorm_before.forward(hidden.clone()), head_mask, output_attentions);
-        let hidden = attn + hidden;
+        let hidden = match attn_scale {
+            Some(scale) => attn * scale + hidden,
+            None => attn + hidden,
+        };
         let mlp = self.intermediate.forward(self.layernorm_after.forward(hidden.clone()));
-        (self.output.forward(mlp, hidden), probs)
+        let out = match mlp_scale {
+            Some(scale) => self.output.project(mlp) * scale + hidden,
+            None => self.output.forward(mlp, hidden),
+        };
+        (out, probs)
     }
 }

@@ -6,6 +6,7 @@ use burn::tensor::{Bool, Device, Tensor};
 use crate::activation::HiddenAct;
 use crate::architecture::ModelKind;
 use crate::config::ViTConfig;
+use crate::drop_path::StochasticDepth;
 use crate::embeddings::ViTEmbeddings;
 use crate::encoder::ViTEncoder;
 use crate::error::{Result, ViTError};
@@ -25,6 +26,8 @@ pub struct ViTForwardOptions {
     pub output_hidden_states: bool,
     /// Resize the position embeddings to the input's size (another resolution than `image_size`).
     pub interpolate_pos_encoding: bool,
+    /// Stochastic depth over the encoder layers (training only; not part of HF's ViT).
+    pub stochastic_depth: Option<StochasticDepth>,
 }
 
 /// A head mask as HF accepts it.
@@ -161,8 +164,13 @@ impl ViTModel {
         let head_mask = options.head_mask.map(|m| m.per_layer(self.num_layers(), self.num_heads())).transpose()?;
         let embeddings =
             self.embeddings.forward(pixel_values, options.bool_masked_pos, options.interpolate_pos_encoding)?;
-        let encoded =
-            self.encoder.forward(embeddings, head_mask, options.output_attentions, options.output_hidden_states);
+        let encoded = self.encoder.forward(
+            embeddings,
+            head_mask,
+            options.output_attentions,
+            options.output_hidden_states,
+            options.stochastic_depth.as_ref(),
+        );
         let last_hidden_state = self.layernorm.forward(encoded.last_hidden_state);
         let pooler_output = self.pooler.as_ref().map(|p| p.forward(last_hidden_state.clone()));
         Ok(ViTModelOutput {
