@@ -19,6 +19,17 @@ pub fn pil_luma(rgb: [u8; 3]) -> u8 {
     ((rgb[0] as u32 * 19595 + rgb[1] as u32 * 38470 + rgb[2] as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
+/// Pillow's `convert("L")` of an RGB image, kept as three equal channels so that the RGB
+/// augmentations apply unchanged (and [`pil_luma`] of each pixel gives back its gray level).
+pub fn to_gray_rgb(image: &RgbImage) -> RgbImage {
+    let mut out = image.clone();
+    for px in out.pixels_mut() {
+        let l = pil_luma(px.0);
+        px.0 = [l, l, l];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod download;
 pub mod error;
 pub mod imagefolder;
 pub mod mask;
+pub mod mixup;
 pub mod processor;
 pub mod resize;
 pub mod rng;
@@ -29,6 +30,7 @@ pub use download::{download_archive, download_cifar};
 pub use error::{DataError, Result};
 pub use imagefolder::{ImageFolder, ImageFolderOptions, SkippedImage, SkippedLink, open_image_folders};
 pub use mask::MaskGenerator;
+pub use mixup::{MixDecision, MixDecisions, Mixed, Mixup, MixupConfig, MixupMode};
 pub use processor::{
     IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, ImageProcessor,
     ImageSize, Normalization, Normalizer, PREPROCESSOR_CONFIG,

@@ -15,6 +15,8 @@ pub enum RngStream {
     Split = 2,
     /// The order of an epoch's samples (keyed by epoch, index 0).
     Shuffle = 3,
+    /// Mixup/CutMix decisions of a batch (keyed by epoch and the batch's first sample index).
+    Mixup = 4,
 }
 
 /// SplitMix64 finaliser: a well-mixed 64-bit hash of `x`.
@@ -105,6 +107,8 @@ mod tests {
         assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(1, 3, 3, RngStream::Augment));
         assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(2, 2, 3, RngStream::Augment));
         assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(1, 2, 3, RngStream::Mask));
+        assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(1, 2, 3, RngStream::Mixup));
+        assert_ne!(draw(1, 2, 3, RngStream::Shuffle), draw(1, 2, 3, RngStream::Mixup));
         // swapping epoch and index gives another stream
         assert_ne!(draw(1, 2, 3, RngStream::Augment), draw(1, 3, 2, RngStream::Augment));
     }

@@ -133,4 +133,14 @@ fn grayscale_models_get_one_channel() {
     let host = b.prepare(&[ds.sample(0, 0).unwrap(), ds.sample(1, 0).unwrap()]);
     assert_eq!(host.shape, [2, 1, 16, 16]);
     assert!(host.masks.is_none());
+    // A training batch converts each colour image to L before the random crop: the same as
+    // giving it the converted image.
+    let t =
+        Transform::train(ImageSize { height: 16, width: 16 }, Resample::Bicubic, Augmentation::RandomResizedCropFlip);
+    let b = ImageBatcher::new(t, &processor, 7).unwrap();
+    let sample = ds.sample(1, 3).unwrap();
+    let mut gray = sample.clone();
+    gray.image = Arc::new(vit_data::convert::to_gray_rgb(&sample.image));
+    assert_ne!(*gray.image, *sample.image, "the synthetic sample is coloured");
+    assert_eq!(b.prepare(std::slice::from_ref(&sample)), b.prepare(&[gray]));
 }

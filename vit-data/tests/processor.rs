@@ -177,6 +177,34 @@ fn channel_conversions() {
     assert_eq!(img.as_raw(), &vec![200, 100, 0, 10, 20, 30]);
 }
 
+#[test]
+fn grayscale_processing_converts_to_luma_before_the_resize() {
+    // As Pillow: `image.convert("L")` first, then the resize; on a real photograph the other
+    // order (resize the colour image, then take the luma) differs.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chelsea.png");
+    let rgb = vit_data::DecodeLimits::default().decode_rgb(&path).unwrap();
+    let p1 = ImageProcessor::new(32, 32).with_num_channels(1);
+    let ours = p1.process_rgb(&rgb).unwrap();
+    let gray = image::DynamicImage::ImageLuma8(image::DynamicImage::ImageRgb8(rgb.clone()).to_luma8());
+    let luma_first = vit_data::convert::to_gray_rgb(&rgb);
+    assert_eq!(ours, p1.process_rgb(&luma_first).unwrap());
+    // The `image` crate's luma weights differ from Pillow's, so only the shape is compared.
+    assert_eq!(p1.process(&gray).unwrap().len(), ours.len());
+    let p3 = ImageProcessor::new(32, 32);
+    let resized_first: Vec<f32> = {
+        let rgb_out = p3.process_rgb(&rgb).unwrap();
+        let plane = 32 * 32;
+        (0..plane)
+            .map(|i| {
+                let px = [0, 1, 2].map(|c| ((rgb_out[c * plane + i] * 0.5 + 0.5) * 255.0).round() as u8);
+                (vit_data::convert::pil_luma(px) as f32 / 255.0 - 0.5) / 0.5
+            })
+            .collect()
+    };
+    assert_ne!(ours, resized_first);
+    assert_eq!(vit_data::convert::to_gray_rgb(&luma_first), luma_first, "a gray image is a fixed point");
+}
+
 /// When the project's shared fixtures are present (not in a fresh clone), also compare with the
 /// original float32 tensors (pil: must be equal to float rounding) and report the torchvision
 /// backend's distance for information.

@@ -230,9 +230,17 @@ impl ImageProcessor {
         }
     }
 
-    /// [`process`](Self::process) for an RGB image.
+    /// [`process`](Self::process) for an RGB image. With one channel the image is first converted
+    /// as Pillow's `convert("L")`, before the resize.
     pub fn process_rgb(&self, image: &RgbImage) -> Result<Vec<f32>> {
         self.validate()?;
+        let gray;
+        let image = if self.num_channels == 1 {
+            gray = crate::convert::to_gray_rgb(image);
+            &gray
+        } else {
+            image
+        };
         let resized;
         let image = if self.do_resize {
             resized = resize_rgb(image, None, self.size.width, self.size.height, self.resample)?;
