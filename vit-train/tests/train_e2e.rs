@@ -339,6 +339,22 @@ fn bad_configs_name_their_field() {
             "/nonexistent/images",
         ),
         (good.replace("[run]", "[run]\ndevice = \"cuda:0\""), "--features cuda"),
+        (good.replace("patch_size = 8", "patch_size = 8\nnum_channels = 2"), "model.num_channels: must be 1"),
+        (good.replace("validation_split = 0.25", "validation_split = 0.0"), "data.validation = \"test\""),
+        (good.replace("validation_split = 0.25", "validation = \"test\""), "needs a test set: set data.test_dir"),
+        (
+            good.replace(
+                "validation_split = 0.25",
+                "validation_split = 0.25\nvalidation = \"test\"\ntest_dir = \"/t\"",
+            ),
+            "has no effect",
+        ),
+        (
+            good.replace("dataset = \"imagefolder\"", "dataset = \"cifar10\"\ntest_dir = \"/t\"")
+                .replace("validation_split = 0.25", ""),
+            "data.test_dir: only for an ImageFolder",
+        ),
+        (good.replace("lr = 2e-3", "lr = 2e-3\nmin_lr = 1.0"), "optimizer.min_lr"),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
         let config = write_config(tmp.path(), &format!("bad{i}.toml"), text);
@@ -562,4 +578,180 @@ fn gradient_accumulation_steps_the_optimizer_and_schedule_once_per_group() {
         std::fs::read(export.join("model.safetensors")).unwrap()
     };
     assert!(last_weights(&out) == last_weights(&segmented), "evaluating every 3 steps changed the training");
+}
+
+#[test]
+fn a_grayscale_model_trains_on_one_channel_and_predicts_colour_and_gray_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for (c, name) in CLASSES.iter().enumerate() {
+        let dir = data.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..8 {
+            let rgb = common::pattern(c, (c * 100_003 + i) as u64);
+            image::DynamicImage::ImageRgb8(rgb).to_luma8().save(dir.join(format!("{i:04}.png"))).unwrap();
+        }
+    }
+    let out = tmp.path().join("run");
+    let text = classification_config(&data, &out, 1).replace("patch_size = 8", "patch_size = 8\nnum_channels = 1");
+    let config = write_config(tmp.path(), "gray.toml", &text);
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+
+    let (_, model_config, report) =
+        ViTForImageClassification::from_pretrained(out.join("best"), &LoadOptions::default(), &Device::flex()).unwrap();
+    assert!(report.is_exact(), "{report}");
+    assert_eq!(model_config.num_channels, 1);
+    let processor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best/preprocessor_config.json")).unwrap()).unwrap();
+    assert_eq!(processor["image_mean"].as_array().map(Vec::len), Some(1), "{processor}");
+
+    let colour = tmp.path().join("colour.png");
+    common::pattern(1, 5).save(&colour).unwrap();
+    let gray = tmp.path().join("gray.png");
+    let luma = vit_data::convert::to_gray_rgb(&common::pattern(1, 5));
+    image::GrayImage::from_fn(luma.width(), luma.height(), |x, y| image::Luma([luma.get_pixel(x, y).0[0]]))
+        .save(&gray)
+        .unwrap();
+    let best = out.join("best");
+    let (colour, gray) = (colour.to_str().unwrap(), gray.to_str().unwrap());
+    let output = vit_train(&["predict", "--model", best.to_str().unwrap(), "--json", colour, gray]);
+    assert_ok(&output);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    // A colour image is converted as Pillow's convert("L") before the resize: the same logits as
+    // its gray version.
+    assert_eq!(lines[0]["logits"], lines[1]["logits"], "{lines:?}");
+}
+
+#[test]
+fn a_test_set_is_held_out_and_evaluated_once_at_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, test) = (tmp.path().join("data"), tmp.path().join("test"));
+    make_image_folder(&data, 8);
+    make_image_folder(&test, 4);
+    let out = tmp.path().join("run");
+    let text = classification_config(&data, &out, 2).replace(
+        "validation_split = 0.25",
+        &format!("validation_split = 0.25\ntest_dir = {:?}", test.to_str().unwrap()),
+    );
+    let config = write_config(tmp.path(), "test.toml", &text);
+    let stderr = assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    assert!(stderr.contains("test: accuracy") && stderr.contains("on 12 held-out images"), "{stderr}");
+
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let test_rows: Vec<&str> = metrics.lines().filter(|l| l.split(',').nth(2) == Some("test")).collect();
+    assert_eq!(test_rows.len(), 1, "{metrics}");
+    let exported_step = stderr.split("exporting the best checkpoint (").nth(1).unwrap();
+    let exported_step = exported_step.split("step ").nth(1).and_then(|s| s.split(',').next()).unwrap();
+    assert_eq!(test_rows[0].split(',').next(), Some(exported_step), "the test row is at the exported step");
+    assert_eq!(metrics.lines().last(), Some(test_rows[0]), "written last, once");
+
+    // `eval` reports the test split by default, the validation split on request.
+    let (best, config) = (out.join("best"), config.to_str().unwrap().to_string());
+    let report = assert_stdout(&vit_train(&["eval", "--model", best.to_str().unwrap(), "--config", &config]));
+    assert!(report.contains("(test split): 12 images"), "{report}");
+    let report = assert_stdout(&vit_train(&[
+        "eval",
+        "--model",
+        best.to_str().unwrap(),
+        "--config",
+        &config,
+        "--split",
+        "valid",
+    ]));
+    assert!(report.contains("(valid split): 6 images"), "a quarter of 24: {report}");
+    // Validating on the test set, spelled out: the validation split is the test images.
+    let report = assert_stdout(&vit_train(&[
+        "eval",
+        "--model",
+        best.to_str().unwrap(),
+        "--config",
+        &config,
+        "--set",
+        "data.validation_split=0.0",
+        "--set",
+        "data.validation=test",
+        "--split",
+        "valid",
+    ]));
+    assert!(report.contains("(valid split): 12 images"), "{report}");
+}
+
+fn assert_stdout(output: &std::process::Output) -> String {
+    assert_ok(output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The timm/DeiT-style options of a classification run (Mixup/CutMix, label smoothing, drop path,
+/// EMA, lr floor and warmup start) on top of the tiny test config.
+fn timm_recipe(data: &std::path::Path, out: &std::path::Path, epochs: usize, extra_run: &str) -> String {
+    classification_config(data, out, epochs)
+        .replace("[data]", "drop_path_rate = 0.2\n[data]")
+        .replace("batch_size = 16", "batch_size = 16\nmixup_alpha = 0.8\ncutmix_alpha = 1.0\nmixup_mode = \"elem\"")
+        .replace("[optimizer]", "[optimizer]\nlabel_smoothing = 0.1")
+        .replace("lr = 2e-3", "lr = 2e-3\nmin_lr = 1e-4\nwarmup_lr = 1e-5")
+        .replace("[run]", &format!("[run]\nema_decay = 0.9\nema_warmup = true\n{extra_run}"))
+}
+
+#[test]
+fn the_timm_recipe_with_a_weight_average_is_validated_exported_on_request_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 20);
+    let straight = tmp.path().join("straight");
+    let config = write_config(tmp.path(), "a.toml", &timm_recipe(&data, &straight, 4, "export_ema = true"));
+    let stderr = assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    assert!(stderr.contains("valid_ema |"), "{stderr}");
+
+    // One valid_ema row per validation, at the same steps as the valid rows, with other numbers.
+    let csv = std::fs::read_to_string(straight.join("metrics.csv")).unwrap();
+    let rows = |split: &str| -> Vec<Vec<String>> {
+        csv.lines()
+            .filter(|l| l.split(',').nth(2) == Some(split))
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    let (valid, ema) = (rows("valid"), rows("valid_ema"));
+    assert_eq!(valid.len(), 4, "{csv}");
+    assert_eq!(valid.iter().map(|r| &r[0]).collect::<Vec<_>>(), ema.iter().map(|r| &r[0]).collect::<Vec<_>>());
+    assert_ne!(valid.iter().map(|r| &r[3]).collect::<Vec<_>>(), ema.iter().map(|r| &r[3]).collect::<Vec<_>>());
+
+    // export_ema: the exported model is the average of the checkpoint with the lowest valid_ema
+    // loss, not the trained weights (which `export_ema = false` exports from the same run).
+    let best_ema_step = ema
+        .iter()
+        .min_by(|a, b| a[3].parse::<f64>().unwrap().total_cmp(&b[3].parse::<f64>().unwrap()))
+        .map(|r| r[0].clone())
+        .unwrap();
+    assert!(stderr.contains(&format!(": step {best_ema_step}, epoch")), "exported by valid_ema: {stderr}");
+    let best = stderr.split("exporting the best checkpoint (").nth(1).and_then(|s| s.split(':').next()).unwrap();
+    let run = straight.to_str().unwrap();
+    let trained = tmp.path().join("trained");
+    assert_ok(&vit_train(&[
+        "export",
+        "--run",
+        run,
+        "--epoch",
+        best,
+        "--output",
+        trained.to_str().unwrap(),
+        "--weights",
+        "trained",
+    ]));
+    let averaged = std::fs::read(straight.join("best/model.safetensors")).unwrap();
+    assert_ne!(averaged, std::fs::read(trained.join("model.safetensors")).unwrap());
+    let again = tmp.path().join("again");
+    assert_ok(&vit_train(&["export", "--run", run, "--epoch", best, "--output", again.to_str().unwrap()]));
+    assert_eq!(averaged, std::fs::read(again.join("model.safetensors")).unwrap(), "export = the run's export");
+
+    // Killed and resumed: the same rows (valid_ema included) and weights, bit for bit.
+    let resumed = tmp.path().join("resumed");
+    let config = write_config(tmp.path(), "b.toml", &timm_recipe(&data, &resumed, 4, "export_ema = true"));
+    let ms = Duration::from_millis;
+    let kills = kill_after_checkpoints(&config, &resumed, &[(1, ms(0)), (2, ms(2)), (3, ms(1))]);
+    assert!(kills >= 1, "no run was interrupted");
+    assert_ok(&vit_train(&["--config", config.to_str().unwrap()]));
+    assert_eq!(metrics_without_speed(&straight), metrics_without_speed(&resumed));
+    assert!(averaged == std::fs::read(resumed.join("best/model.safetensors")).unwrap(), "resumed weights differ");
 }

@@ -1,25 +1,20 @@
 //! `vit-train eval`: accuracy, top-5 accuracy, per-class accuracy and the confusion matrix of an
-//! HF model directory on the validation split named by a run config's `[data]` section (with
-//! the evaluation transform used during training).
+//! HF model directory on the test or validation split named by a run config's `[data]` section
+//! (with the evaluation transform used during training).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::data::dataloader::DataLoader;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 use vit_data::{ImageProcessor, PREPROCESSOR_CONFIG};
-use vit_model::{ViTConfig, ViTForwardOptions};
+use vit_model::ViTConfig;
 
 use crate::run::config::RunConfig;
 use crate::run::data::{batchers, open_datasets, processor};
+use crate::run::evaluation::{EvalCounts, evaluate_classifier};
 use crate::run::loader::EpochLoader;
 use crate::run::model::load_classifier;
 use crate::run::plan::check_image_size;
-
-/// Confusion matrices wider than this are left out of the text report (they are in `--json`).
-const MAX_TEXT_MATRIX: usize = 30;
 
 /// Arguments of `vit-train eval`.
 #[derive(Args, Debug)]
@@ -27,173 +22,19 @@ pub struct EvalArgs {
     /// An HF model directory.
     #[arg(long)]
     pub model: PathBuf,
-    /// A run config whose [data] section names the dataset (its validation split is used).
+    /// A run config whose [data] section names the dataset.
     #[arg(long)]
     pub config: PathBuf,
+    /// `valid` (the run's validation images) or `test` (CIFAR's test batch, `data.test_dir`);
+    /// default: `test` when the dataset has a test set, else `valid`.
+    #[arg(long, value_parser = ["valid", "test"])]
+    pub split: Option<String>,
     /// Config overrides, as for training.
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub overrides: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Counts gathered over the validation split.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EvalCounts {
-    /// Class names, in class order.
-    pub classes: Vec<String>,
-    /// `confusion[true][predicted]`.
-    pub confusion: Vec<Vec<usize>>,
-    /// Images whose true class is among the 5 highest logits.
-    pub top5_correct: usize,
-    /// Sum of the per-image cross-entropy.
-    pub loss_sum: f64,
-}
-
-impl EvalCounts {
-    /// Empty counts for `classes`.
-    pub fn new(classes: Vec<String>) -> Self {
-        let n = classes.len();
-        Self { classes, confusion: vec![vec![0; n]; n], top5_correct: 0, loss_sum: 0.0 }
-    }
-
-    /// Adds one image: its logits and true class.
-    pub fn add(&mut self, logits: &[f32], label: usize) {
-        let predicted = argmax(logits);
-        self.confusion[label][predicted] += 1;
-        let truth = logits[label];
-        let above = logits.iter().filter(|&&v| v > truth).count();
-        if above < 5 {
-            self.top5_correct += 1;
-        }
-        let max = logits.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-        let log_sum = logits.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
-        self.loss_sum += log_sum - truth as f64;
-    }
-
-    /// Images counted.
-    pub fn total(&self) -> usize {
-        self.confusion.iter().map(|row| row.iter().sum::<usize>()).sum()
-    }
-
-    /// Images classified correctly.
-    pub fn correct(&self) -> usize {
-        (0..self.classes.len()).map(|i| self.confusion[i][i]).sum()
-    }
-
-    /// Whether top-5 accuracy is meaningful (more than 5 classes).
-    pub fn has_top5(&self) -> bool {
-        self.classes.len() > 5
-    }
-
-    fn ratio(a: usize, b: usize) -> Option<f64> {
-        (b > 0).then(|| a as f64 / b as f64)
-    }
-
-    /// Accuracy over all images.
-    pub fn accuracy(&self) -> Option<f64> {
-        Self::ratio(self.correct(), self.total())
-    }
-
-    /// (correct, total) of class `i`.
-    pub fn class_counts(&self, i: usize) -> (usize, usize) {
-        (self.confusion[i][i], self.confusion[i].iter().sum())
-    }
-
-    /// The report as one JSON object.
-    pub fn to_json(&self, model: &Path, data: &str) -> serde_json::Value {
-        let total = self.total();
-        let per_class: Vec<serde_json::Value> = (0..self.classes.len())
-            .map(|i| {
-                let (c, t) = self.class_counts(i);
-                json!({ "label": self.classes[i], "index": i, "correct": c, "total": t, "accuracy": Self::ratio(c, t) })
-            })
-            .collect();
-        json!({
-            "model": model.to_string_lossy(),
-            "dataset": data,
-            "num_images": total,
-            "correct": self.correct(),
-            "accuracy": self.accuracy(),
-            "top5_correct": self.has_top5().then_some(self.top5_correct),
-            "top5_accuracy": if self.has_top5() { Self::ratio(self.top5_correct, total) } else { None },
-            "loss": (total > 0).then(|| self.loss_sum / total as f64),
-            "classes": self.classes,
-            "per_class": per_class,
-            "confusion_matrix": self.confusion,
-        })
-    }
-
-    /// The report as text tables.
-    pub fn to_text(&self, model: &Path, data: &str) -> String {
-        let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r));
-        let total = self.total();
-        let mut out = String::new();
-        out.push_str(&format!("model       {}\n", model.display()));
-        out.push_str(&format!("data        {data}: {total} validation images, {} classes\n", self.classes.len()));
-        out.push_str(&format!("accuracy    {}  ({}/{total})\n", pct(self.accuracy()), self.correct()));
-        if self.has_top5() {
-            out.push_str(&format!(
-                "top-5       {}  ({}/{total})\n",
-                pct(Self::ratio(self.top5_correct, total)),
-                self.top5_correct
-            ));
-        }
-        if total > 0 {
-            out.push_str(&format!("loss        {:.4}\n", self.loss_sum / total as f64));
-        }
-
-        let name_w = self.classes.iter().map(|c| c.chars().count()).max().unwrap_or(0).max(5);
-        let counts: Vec<String> = (0..self.classes.len())
-            .map(|i| {
-                let (c, t) = self.class_counts(i);
-                format!("{c}/{t}")
-            })
-            .collect();
-        let count_w = counts.iter().map(String::len).max().unwrap_or(0).max("correct/total".len());
-        out.push_str("\nper-class accuracy\n");
-        out.push_str(&format!("  {:<name_w$}  {:>count_w$}  {:>8}\n", "class", "correct/total", "accuracy"));
-        for (i, class) in self.classes.iter().enumerate() {
-            let (c, t) = self.class_counts(i);
-            out.push_str(&format!("  {class:<name_w$}  {:>count_w$}  {:>8}\n", counts[i], pct(Self::ratio(c, t))));
-        }
-
-        out.push_str("\nconfusion matrix (rows: true class, columns: predicted class)\n");
-        if self.classes.len() > MAX_TEXT_MATRIX {
-            out.push_str(&format!(
-                "  ({} classes: too wide for text; run with --json for the matrix)\n",
-                self.classes.len()
-            ));
-            return out;
-        }
-        let max_cell = self.confusion.iter().flatten().copied().max().unwrap_or(0);
-        let cell_w = max_cell.to_string().len().max((self.classes.len().saturating_sub(1)).to_string().len());
-        let idx_w = self.classes.len().saturating_sub(1).to_string().len();
-        out.push_str(&format!("  {:>idx_w$} {:<name_w$} ", "", ""));
-        for j in 0..self.classes.len() {
-            out.push_str(&format!(" {j:>cell_w$}"));
-        }
-        out.push('\n');
-        for (i, class) in self.classes.iter().enumerate() {
-            out.push_str(&format!("  {i:>idx_w$} {class:<name_w$} "));
-            for v in &self.confusion[i] {
-                out.push_str(&format!(" {v:>cell_w$}"));
-            }
-            out.push('\n');
-        }
-        out
-    }
-}
-
-fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] || values[best].is_nan() {
-            best = i;
-        }
-    }
-    best
 }
 
 /// An error unless the model's labels are the dataset's classes, in the same order.
@@ -239,7 +80,7 @@ fn check_normalisation(model_dir: &Path, model_config: &ViTConfig, used: &ImageP
     }
 }
 
-/// Runs the model over the validation split and counts.
+/// Runs the model over the chosen split and counts.
 pub fn evaluate(args: &EvalArgs) -> Result<(EvalCounts, String)> {
     let config = RunConfig::load(&args.config, &args.overrides)?;
     let device = config.run.device.device()?;
@@ -259,46 +100,20 @@ pub fn evaluate(args: &EvalArgs) -> Result<(EvalCounts, String)> {
             .context("data.image_size")?;
     let processor = processor(&config.data, model_config.num_channels)?;
     check_normalisation(&args.model, &model_config, &processor, &config.data.normalize.to_string());
-    let (_, eval_batcher) = batchers(&config.data, &processor, config.run.seed, None)?;
+    let (_, eval_batcher) = batchers(&config.data, &processor, config.run.seed, None, None)?;
     let batch_size = config.data.eval_batch_size();
-    let loader = EpochLoader::evaluation(data.valid, eval_batcher, batch_size, device);
-    let expected = loader.num_items();
-
-    let bar = ProgressBar::with_draw_target(Some(expected as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("eval {bar:30} {pos}/{len} images {elapsed}") {
-        bar.set_style(style);
-    }
-    let mut counts = EvalCounts::new(data.classes);
-    let num_classes = counts.classes.len();
-    for batch in loader.iter() {
-        let batch = batch.map_err(|e| anyhow::anyhow!("{e}")).context("cannot load a validation batch")?;
-        let options = ViTForwardOptions { interpolate_pos_encoding: interpolate, ..Default::default() };
-        let logits = model.forward_with(batch.pixel_values, None, options)?.logits;
-        let logits: Vec<f32> = logits
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("cannot read the logits: {e:?}"))?;
-        let labels: Vec<i64> = batch
-            .labels
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .map_err(|e| anyhow::anyhow!("cannot read the labels: {e:?}"))?;
-        for (row, &label) in logits.chunks(num_classes).zip(&labels) {
-            let label = usize::try_from(label)
-                .ok()
-                .filter(|&l| l < num_classes)
-                .with_context(|| format!("the dataset gave label {label}, outside the {num_classes} classes"))?;
-            counts.add(row, label);
-        }
-        bar.inc(labels.len() as u64);
-    }
-    bar.finish_and_clear();
-    if counts.total() != expected {
-        bail!("the loader stopped after {} of {expected} validation images", counts.total());
-    }
-    let description = format!("{} {}", config.data.dataset.name(), config.data.path.display());
+    let (split, images) = match (args.split.as_deref(), data.test) {
+        (Some("valid"), _) | (None, None) => ("valid", data.valid),
+        (_, Some(test)) => ("test", test),
+        (Some(_), None) => bail!(
+            "--split test: {} has no test set here (set data.test_dir for an ImageFolder; with data.validation = \
+             \"test\" the test set is the validation split: use --split valid)",
+            config.data.path.display()
+        ),
+    };
+    let loader = EpochLoader::evaluation(images, eval_batcher, batch_size, device);
+    let counts = evaluate_classifier(&model, &loader, interpolate, data.classes, true)?;
+    let description = format!("{} {} ({split} split)", config.data.dataset.name(), config.data.path.display());
     Ok((counts, description))
 }
 
@@ -319,23 +134,6 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn counts_accuracy_top5_and_confusion() {
-        let classes: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
-        let mut c = EvalCounts::new(classes);
-        c.add(&[5.0, 0.0, 0.0, 0.0, 0.0, 0.0], 0); // correct
-        c.add(&[5.0, 4.0, 3.0, 2.0, 1.0, 0.0], 4); // wrong, in the top 5
-        c.add(&[5.0, 4.0, 3.0, 2.0, 1.0, 0.0], 5); // wrong, outside the top 5
-        assert_eq!(c.total(), 3);
-        assert_eq!(c.correct(), 1);
-        assert_eq!(c.top5_correct, 2);
-        assert_eq!(c.confusion[4][0], 1);
-        assert_eq!(c.class_counts(5), (0, 1));
-        let j = c.to_json(Path::new("m"), "d");
-        assert_eq!(j["confusion_matrix"][5][0], 1);
-        assert!(c.to_text(Path::new("m"), "d").contains("top-5"));
     }
 
     #[test]

@@ -35,21 +35,37 @@ pub struct ExportArgs {
     /// Replace `--output` when it is a directory that is not empty.
     #[arg(long)]
     pub overwrite: bool,
+    /// `trained` weights or the weight `average` (runs with `run.ema_decay`); default: what the
+    /// run exports (`run.export_ema`).
+    #[arg(long, value_parser = ["trained", "average"])]
+    pub weights: Option<String>,
 }
 
 /// Runs `vit-train export`.
 pub fn run(args: ExportArgs) -> Result<()> {
-    let epoch = export(&args.run, args.epoch, &args.output, args.overwrite)?;
+    let average = args.weights.as_deref().map(|w| w == "average");
+    let epoch = export(&args.run, args.epoch, &args.output, args.overwrite, average)?;
     println!("exported epoch {epoch} of {} to {}", args.run.display(), args.output.display());
     Ok(())
 }
 
 /// Exports checkpoint `epoch` (default: the latest complete one) of the run in `run` to `output`,
-/// which must not be a non-empty directory unless `overwrite`.
-pub fn export(run: &Path, epoch: Option<usize>, output: &Path, overwrite: bool) -> Result<usize> {
+/// which must not be a non-empty directory unless `overwrite`: the weight average
+/// (`Some(true)`), the trained weights (`Some(false)`) or what the run exports (`None`).
+pub fn export(
+    run: &Path,
+    epoch: Option<usize>,
+    output: &Path,
+    overwrite: bool,
+    average: Option<bool>,
+) -> Result<usize> {
     let dir = RunDir::new(run);
     let config = RunConfig::load(&dir.run_config(), &[])
         .with_context(|| format!("{} is not a vit-train run directory", run.display()))?;
+    let average = average.unwrap_or(config.run.export_ema);
+    if average && config.run.ema_decay == 0.0 {
+        bail!("--weights average: {} kept no weight average (its run.ema_decay is 0)", run.display());
+    }
     let vit_config = ViTConfig::load(dir.model_config())?;
     let processor = ImageProcessor::load(dir.processor_dir(), vit_config.num_channels)?;
     let ckpt = dir.checkpoint_dir();
@@ -80,16 +96,25 @@ pub fn export(run: &Path, epoch: Option<usize>, output: &Path, overwrite: bool) 
     vit_io::replace_dir::<anyhow::Error>(output, |tmp| {
         match config.task {
             Task::Classification => {
+                let with_ema = config.run.ema_decay > 0.0;
                 let step = ClassifierStep {
                     model: ViTForImageClassification::new(&vit_config, &device),
                     interpolate_pos_encoding: false,
                     guard: None,
+                    drop_path: Default::default(),
+                    ema: with_ema.then(|| ViTForImageClassification::new(&vit_config, &device)),
+                    ema_run: None,
                 };
-                step.try_load_record(record).map_err(bad)?.model.save_pretrained(&vit_config, tmp)?;
+                let step = step.try_load_record(record).map_err(bad)?;
+                let model = match (average, step.ema) {
+                    (true, Some(ema)) => ema,
+                    _ => step.model,
+                };
+                model.save_pretrained(&vit_config, tmp)?;
             }
             Task::Simmim => {
                 let model = ViTForMaskedImageModeling::new(&vit_config, &device)?;
-                let step = SimMimStep { model, guard: None, samples: None };
+                let step = SimMimStep { model, guard: None, samples: None, drop_path: Default::default() };
                 step.try_load_record(record).map_err(bad)?.model.save_pretrained(&vit_config, tmp)?;
             }
         }

@@ -154,6 +154,16 @@ pub fn open(path: &Path, resume: Option<u64>) -> Result<File> {
     OpenOptions::new().append(true).open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
+/// Appends `row` to the metrics file at `path` (which must exist, with its header) and syncs it.
+pub fn append(path: &Path, row: &Row) -> Result<()> {
+    use std::io::Write;
+    let mut file =
+        OpenOptions::new().append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(file, "{}", row.to_line())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot append to {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use vit_data::{Augmentation, Normalization, Resample};
+use vit_data::{Augmentation, MixupMode, Normalization, Resample};
 use vit_model::ViTConfig;
 
 use super::schedule::Decay;
@@ -73,6 +73,18 @@ impl DatasetKind {
     }
 }
 
+/// Which images pick the best checkpoint and early stopping (`data.validation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationSource {
+    /// A seeded `data.validation_split` of the training images (or `data.validation_dir`).
+    #[default]
+    Split,
+    /// The test set itself (CIFAR's test batch, or `data.test_dir`): the model is then chosen on
+    /// the images it is reported on, so its test accuracy is optimistic. Only when spelled out.
+    Test,
+}
+
 /// A whole run: task, model, data, optimizer and run settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +115,9 @@ pub struct ModelSection {
     pub image_size: Option<usize>,
     /// Patch side (default 16).
     pub patch_size: Option<usize>,
+    /// Image channels: 1 (grayscale) or 3 (RGB, the default). A pretrained model's comes from its
+    /// `config.json`. With 1, colour images are converted as Pillow's `convert("L")`.
+    pub num_channels: Option<usize>,
     /// Overrides of the preset's width.
     pub hidden_size: Option<usize>,
     /// Overrides of the preset's depth.
@@ -117,6 +132,10 @@ pub struct ModelSection {
     pub hidden_dropout_prob: Option<f64>,
     /// Dropout on attention probabilities.
     pub attention_probs_dropout_prob: Option<f64>,
+    /// Stochastic depth (timm's `drop_path_rate`): the last layer's residual branches are dropped
+    /// per sample with this probability, earlier layers linearly less; training only, no weights.
+    #[serde(default)]
+    pub drop_path_rate: f64,
     /// Whether q, k, v have biases.
     pub qkv_bias: Option<bool>,
     /// Initialisation std.
@@ -155,6 +174,7 @@ impl ModelSection {
         let set = [
             ("image_size", self.image_size.is_some()),
             ("patch_size", self.patch_size.is_some()),
+            ("num_channels", self.num_channels.is_some()),
             ("hidden_size", self.hidden_size.is_some()),
             ("num_hidden_layers", self.num_hidden_layers.is_some()),
             ("num_attention_heads", self.num_attention_heads.is_some()),
@@ -189,9 +209,16 @@ pub struct DataSection {
     /// run_image_classification), `pad-crop-flip` (pad 4 + random crop + flip, for small images).
     #[serde(default = "default_augmentation")]
     pub augmentation: Augmentation,
-    /// Share of an ImageFolder root held out for validation (HF's default 0.15).
-    #[serde(default = "default_validation_split")]
-    pub validation_split: f64,
+    /// Share of the training images held out for validation, seeded by `run.seed` (default 0.15
+    /// for an ImageFolder as HF, 0.1 for CIFAR; 0 only with `validation = "test"`).
+    pub validation_split: Option<f64>,
+    /// What validation runs on: `split` (the held-out share or `validation_dir`, the default) or
+    /// `test` (the test set; then the test numbers are not held out).
+    #[serde(default)]
+    pub validation: ValidationSource,
+    /// ImageFolder: a test root with the same classes, evaluated once at the end of training
+    /// (`test` rows in metrics.csv) and by `vit-train eval --split test`.
+    pub test_dir: Option<PathBuf>,
     /// Images per optimizer micro-batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -215,9 +242,41 @@ pub struct DataSection {
     /// ImageFolder: skip unreadable images with a warning instead of stopping.
     #[serde(default)]
     pub skip_corrupt: bool,
+    /// Classification: Mixup's Beta(α, α) (timm's `mixup`; 0 = off; DeiT 0.8).
+    #[serde(default)]
+    pub mixup_alpha: f64,
+    /// Classification: CutMix's Beta(α, α) (timm's `cutmix`; 0 = off; DeiT 1.0).
+    #[serde(default)]
+    pub cutmix_alpha: f64,
+    /// CutMix box size as `[min, max]` shares of the image side (timm's `cutmix_minmax`); sets
+    /// `cutmix_alpha` to 1 as timm does.
+    pub cutmix_minmax: Option<[f64; 2]>,
+    /// Probability of mixing a batch (or pair, or sample) at all (timm's `mixup_prob`).
+    #[serde(default = "default_one")]
+    pub mixup_prob: f64,
+    /// Probability of CutMix rather than Mixup when both are on (timm's `mixup_switch_prob`).
+    #[serde(default = "default_half")]
+    pub mixup_switch_prob: f64,
+    /// `batch` (one draw per batch), `pair` or `elem` (timm's `mixup_mode`).
+    #[serde(default)]
+    pub mixup_mode: MixupMode,
 }
 
 impl DataSection {
+    /// Whether batches are mixed (timm's `mixup_active`).
+    pub fn mixes(&self) -> bool {
+        self.mixup_alpha > 0.0 || self.cutmix_alpha > 0.0 || self.cutmix_minmax.is_some()
+    }
+
+    /// The held-out share of the training images: `validation_split`, else 0.15 for an
+    /// ImageFolder (HF's default) and 0.1 for CIFAR.
+    pub fn validation_share(&self) -> f64 {
+        self.validation_split.unwrap_or(match self.dataset {
+            DatasetKind::Imagefolder => 0.15,
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 => 0.1,
+        })
+    }
+
     /// Images per evaluation batch.
     pub fn eval_batch_size(&self) -> usize {
         self.eval_batch_size.unwrap_or(self.batch_size)
@@ -248,6 +307,10 @@ pub struct OptimizerSection {
     pub warmup_ratio: f64,
     /// After warmup: `cosine`, `linear` or `constant`.
     pub schedule: Decay,
+    /// The learning rate the decay ends at (timm's `min_lr`; 0 as HF).
+    pub min_lr: f64,
+    /// The learning rate the warmup starts from (timm's `warmup_lr`; 0 as HF).
+    pub warmup_lr: f64,
     /// Label smoothing of the classification loss.
     pub label_smoothing: f64,
     /// Layer-wise lr decay for fine-tuning (1 = none): layer i gets lr · decay^(L − i).
@@ -267,6 +330,8 @@ impl Default for OptimizerSection {
             warmup_steps: None,
             warmup_ratio: 0.0,
             schedule: Decay::Linear,
+            min_lr: 0.0,
+            warmup_lr: 0.0,
             label_smoothing: 0.0,
             layer_decay: 1.0,
         }
@@ -301,6 +366,14 @@ pub struct RunSection {
     pub log_every: usize,
     /// SimMIM: write a reconstruction grid (samples/step-N.png) every N micro-batches (0: never).
     pub sample_every: usize,
+    /// Classification: keep an exponential moving average of the weights with this decay (timm's
+    /// `ModelEmaV3`; 0 = off), validated as `valid_ema` rows and checkpointed with the run.
+    pub ema_decay: f64,
+    /// timm's EMA warmup: the decay grows as `1 − (1 + n)^(−2/3)` up to `ema_decay`.
+    pub ema_warmup: bool,
+    /// Export the moving average (the checkpoint with the lowest `valid_ema` loss) instead of the
+    /// trained weights.
+    pub export_ema: bool,
 }
 
 impl Default for RunSection {
@@ -317,6 +390,9 @@ impl Default for RunSection {
             devices: Vec::new(),
             log_every: 50,
             sample_every: 500,
+            ema_decay: 0.0,
+            ema_warmup: false,
+            export_ema: false,
         }
     }
 }
@@ -324,8 +400,11 @@ impl Default for RunSection {
 fn default_augmentation() -> Augmentation {
     Augmentation::RandomResizedCropFlip
 }
-fn default_validation_split() -> f64 {
-    0.15
+fn default_one() -> f64 {
+    1.0
+}
+fn default_half() -> f64 {
+    0.5
 }
 fn default_batch_size() -> usize {
     64

@@ -2,18 +2,21 @@
 
 use anyhow::{Context, Result, bail};
 use vit_data::{
-    Cifar, CifarKind, CifarSplit, EvalResize, ImageBatcher, ImageDataset, ImageFolderOptions, ImageProcessor,
-    ImageSize, MaskGenerator, SplitMode, Transform, download_cifar, open_image_folders,
+    Cifar, CifarKind, CifarSplit, EvalResize, ImageBatcher, ImageDataset, ImageFolder, ImageFolderOptions,
+    ImageProcessor, ImageSize, MaskGenerator, Mixup, MixupConfig, SplitMode, Transform, download_cifar,
 };
 
-use super::config::{DataSection, DatasetKind};
+use super::config::{DataSection, DatasetKind, ValidationSource};
 
-/// Training and validation data of a run.
+/// Training, validation and test data of a run.
 pub struct RunData {
     /// Training images.
     pub train: ImageDataset,
-    /// Validation images.
+    /// Validation images: what picks the best checkpoint and stops early.
     pub valid: ImageDataset,
+    /// Held-out test images (CIFAR's test batch, or `data.test_dir`), evaluated once at the end;
+    /// `None` without a test set or when validation runs on it (`data.validation = "test"`).
+    pub test: Option<ImageDataset>,
     /// Class names (the model's `id2label`).
     pub classes: Vec<String>,
 }
@@ -26,31 +29,45 @@ fn cifar_kind(dataset: DatasetKind) -> Option<CifarKind> {
     }
 }
 
-/// Opens the datasets named by `data` (downloading CIFAR when asked); `seed` splits an
-/// ImageFolder root.
+/// Opens the datasets named by `data` (downloading CIFAR when asked); `seed` draws the held-out
+/// validation share of the training images.
 pub fn open_datasets(data: &DataSection, seed: u64) -> Result<RunData> {
-    let (train, valid) = if let Some(kind) = cifar_kind(data.dataset) {
+    let options = ImageFolderOptions { skip_corrupt: data.skip_corrupt, ..ImageFolderOptions::default() };
+    let (all_train, test, classes) = if let Some(kind) = cifar_kind(data.dataset) {
         if data.download {
             download_cifar(kind, &data.path, None, None, true).with_context(|| {
                 format!("data.download: cannot fetch {} into {}", data.dataset.name(), data.path.display())
             })?;
         }
-        let train = Cifar::load(&data.path, kind, CifarSplit::Train).context("data.path")?;
-        let valid = Cifar::load(&data.path, kind, CifarSplit::Test).context("data.path")?;
-        (train.into_dataset(), valid.into_dataset())
+        let train = Cifar::load(&data.path, kind, CifarSplit::Train).context("data.path")?.into_dataset();
+        let test = Cifar::load(&data.path, kind, CifarSplit::Test).context("data.path")?.into_dataset();
+        let classes = train.class_names().to_vec();
+        (train, Some(test), classes)
     } else {
-        let options = ImageFolderOptions { skip_corrupt: data.skip_corrupt, ..ImageFolderOptions::default() };
-        open_image_folders(
-            &data.path,
-            data.validation_dir.as_deref(),
-            data.validation_split,
-            seed,
-            SplitMode::Stratified,
-            &options,
-        )
-        .context("data.path")?
+        let train = ImageFolder::open(&data.path, &options).context("data.path")?.into_dataset();
+        let classes = train.class_names().to_vec();
+        let test = match &data.test_dir {
+            Some(dir) => Some(ImageFolder::open_with_classes(dir, &classes, &options).context("data.test_dir")?),
+            None => None,
+        };
+        (train, test.map(ImageFolder::into_dataset), classes)
     };
-    let classes = train.class_names().to_vec();
+    let (train, valid, test) = match (data.validation, &data.validation_dir) {
+        (ValidationSource::Test, _) => {
+            let test = test.context("data.validation = \"test\": this dataset has no test set")?;
+            (all_train, test, None)
+        }
+        (ValidationSource::Split, Some(dir)) => {
+            let valid = ImageFolder::open_with_classes(dir, &classes, &options).context("data.validation_dir")?;
+            (all_train, valid.into_dataset(), test)
+        }
+        (ValidationSource::Split, None) => {
+            let (train, valid) = all_train
+                .split(data.validation_share(), seed, SplitMode::Stratified)
+                .context("data.validation_split")?;
+            (train, valid, test)
+        }
+    };
     if burn::data::dataset::Dataset::len(&train) == 0 {
         bail!("data: the training split of {} is empty", data.path.display());
     }
@@ -60,7 +77,7 @@ pub fn open_datasets(data: &DataSection, seed: u64) -> Result<RunData> {
             data.path.display()
         );
     }
-    Ok(RunData { train, valid, classes })
+    Ok(RunData { train, valid, test, classes })
 }
 
 /// The `ViTImageProcessor` settings of a run (written next to the exported model).
@@ -74,15 +91,34 @@ pub fn processor(data: &DataSection, num_channels: usize) -> Result<ImageProcess
 }
 
 /// Training and evaluation batchers; with `mask = Some((mask_patch, model_patch))` both also make
-/// SimMIM masks.
+/// SimMIM masks. `mixing` (a classification run's label smoothing and class count) adds the
+/// data section's Mixup/CutMix to the training batcher when they are on.
 pub fn batchers(
     data: &DataSection,
     processor: &ImageProcessor,
     seed: u64,
     mask: Option<(usize, usize)>,
+    mixing: Option<(f64, usize)>,
 ) -> Result<(ImageBatcher, ImageBatcher)> {
     let size = ImageSize { height: data.image_size as u32, width: data.image_size as u32 };
-    let train = ImageBatcher::new(Transform::train(size, processor.resample, data.augmentation), processor, seed)?;
+    let mut train = ImageBatcher::new(Transform::train(size, processor.resample, data.augmentation), processor, seed)?;
+    if let Some((label_smoothing, num_classes)) = mixing
+        && data.mixes()
+    {
+        let mixup = Mixup::new(MixupConfig {
+            mixup_alpha: data.mixup_alpha,
+            cutmix_alpha: data.cutmix_alpha,
+            cutmix_minmax: data.cutmix_minmax,
+            prob: data.mixup_prob,
+            switch_prob: data.mixup_switch_prob,
+            mode: data.mixup_mode,
+            correct_lam: true,
+            label_smoothing,
+            num_classes,
+        })
+        .context("data.mixup_alpha / data.cutmix_alpha")?;
+        train = train.with_mixup(mixup).context("data.cutmix_minmax")?;
+    }
     let eval = ImageBatcher::new(Transform::eval(size, processor.resample, EvalResize::Exact), processor, seed)?;
     Ok(match mask {
         Some((mask_patch, model_patch)) => {

@@ -143,29 +143,29 @@ impl StepGuard {
     }
 
     /// Checks the gradients' global norm, clips them to `max_grad_norm` and applies the step,
-    /// unless a non-finite loss or norm went in.
+    /// unless a non-finite loss or norm went in; says whether it applied it.
     fn optimize<M: Module>(
         &self,
         model: M,
         optim: &mut ModuleOptimizer,
         lr: ModuleLearningRate,
         mut grads: GradientsParams,
-    ) -> M {
+    ) -> (M, bool) {
         if self.lock().skip_next_update {
             self.skipped();
-            return model;
+            return (model, false);
         }
         let norm = global_norm(&model, &grads);
         if !norm.is_finite() {
             self.report("gradient norm", norm);
             self.skipped();
-            return model;
+            return (model, false);
         }
         self.lock().consecutive_skips = 0;
         if self.max_grad_norm > 0.0 {
             clip_to(&model, &mut grads, norm, self.max_grad_norm);
         }
-        optim.step(lr, model, grads)
+        (optim.step(lr, model, grads), true)
     }
 }
 
@@ -179,17 +179,17 @@ pub fn guarded_backward(guard: Option<&StepGuard>, loss: &Tensor<1>) -> burn::te
     loss.clone().mul_scalar(scale).backward()
 }
 
-/// The optimizer step of a model with an optional guard.
+/// The optimizer step of a model with an optional guard; says whether the step was applied.
 pub fn guarded_optimize<M: Module>(
     guard: Option<StepGuard>,
     model: M,
     optim: &mut ModuleOptimizer,
     lr: ModuleLearningRate,
     grads: GradientsParams,
-) -> M {
+) -> (M, bool) {
     match guard {
         Some(guard) => guard.optimize(model, optim, lr, grads),
-        None => optim.step(lr, model, grads),
+        None => (optim.step(lr, model, grads), true),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The machinery of a training run: its config ([`config`], [`overrides`], [`validation`]), the plan resolved from
 //! it ([`plan`]), the output directory ([`dir`]), the run's position ([`clock`], [`segments`]),
-//! data ([`data`], [`loader`]), models and steps ([`model`], [`steps`], [`guard`]), optimizer and
+//! data ([`data`], [`loader`]), evaluation ([`evaluation`]), models and steps ([`model`], [`steps`], [`guard`], [`ema`]), optimizer and
 //! schedule ([`optim`], [`schedule`]), checkpoints ([`checkpoint_sets`], [`checkpointer`]) and the training loop that
 //! puts them together ([`trainer`]).
 
@@ -10,6 +10,8 @@ pub mod clock;
 pub mod config;
 pub mod data;
 pub mod dir;
+pub mod ema;
+pub mod evaluation;
 pub mod guard;
 pub mod loader;
 pub mod model;

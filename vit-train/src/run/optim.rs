@@ -34,7 +34,16 @@ pub fn build_optimizer(o: &OptimizerSection) -> Result<ModuleOptimizer> {
 pub fn build_schedule(o: &OptimizerSection, total_steps: usize, num_layers: usize) -> Result<ModuleLrScheduler> {
     let decay = o.schedule;
     let warmup_steps = o.warmup_steps.unwrap_or_else(|| (o.warmup_ratio * total_steps as f64).ceil() as usize);
-    let make = |scale: f64| WarmupSchedule { peak: o.lr * scale, warmup_steps, total_steps, decay, step: 0 };
+    let (warmup_start, floor) = (o.warmup_lr / o.lr, o.min_lr / o.lr);
+    let make = |scale: f64| WarmupSchedule {
+        peak: o.lr * scale,
+        warmup_steps,
+        total_steps,
+        decay,
+        warmup_start,
+        floor,
+        step: 0,
+    };
     let mut scheduler = ModuleLrScheduler::new(make(1.0));
     if o.layer_decay < 1.0 {
         let group =
@@ -84,6 +93,9 @@ mod tests {
             model: ViTForImageClassification::new(&config, &device),
             interpolate_pos_encoding: false,
             guard: None,
+            drop_path: Default::default(),
+            ema: None,
+            ema_run: None,
         }
     }
 

@@ -281,6 +281,7 @@ fn from_preset(m: &ModelSection, mut c: ViTConfig, data_image_size: usize) -> Re
         ($($field:ident),*) => { $(if let Some(v) = m.$field.clone() { c.$field = v; })* };
     }
     set!(
+        num_channels,
         hidden_size,
         num_hidden_layers,
         num_attention_heads,

@@ -7,8 +7,10 @@ use burn::tensor::Tensor;
 use burn::train::metric::{Adaptor, ItemLazy, LossInput};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use vit_data::ImageBatch;
-use vit_model::{Labels, ViTForImageClassification, ViTForMaskedImageModeling, ViTForwardOptions};
+use vit_model::loss::soft_target_cross_entropy;
+use vit_model::{Labels, StochasticDepth, ViTForImageClassification, ViTForMaskedImageModeling, ViTForwardOptions};
 
+use super::ema::{EmaRun, ema_update};
 use super::guard::{StepGuard, guarded_backward, guarded_optimize};
 use crate::report::samples::SampleWriter;
 
@@ -23,12 +25,55 @@ pub struct ClassifierStep {
     /// The run's guard.
     #[module(skip)]
     pub guard: Option<StepGuard>,
+    /// Stochastic depth while training.
+    #[module(skip)]
+    pub drop_path: DropPathSchedule,
+    /// The moving average of the weights (`run.ema_decay`), checkpointed with the model.
+    pub ema: Option<ViTForImageClassification>,
+    /// Its schedule and validation counts.
+    #[module(skip)]
+    pub ema_run: Option<EmaRun>,
+}
+
+/// `model.drop_path_rate` with the run seed: each training micro-batch gets its own draws, keyed
+/// by the run's position, so a resumed run draws what the uninterrupted one did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DropPathSchedule {
+    /// The last layer's drop probability (0 = off).
+    pub rate: f64,
+    /// The run seed.
+    pub seed: u64,
+}
+
+impl DropPathSchedule {
+    /// The stochastic depth of the micro-batch the guard's clock is at (`None` when off).
+    fn at(&self, guard: Option<&StepGuard>) -> Option<StochasticDepth> {
+        let micro_batch = guard.map_or(0, |g| g.clock.micro_batch()) as u64;
+        (self.rate > 0.0).then(|| StochasticDepth {
+            rate: self.rate,
+            seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ micro_batch,
+        })
+    }
 }
 
 impl ClassifierStep {
-    fn forward(&self, batch: ImageBatch) -> ClassificationOutput {
-        let options =
-            ViTForwardOptions { interpolate_pos_encoding: self.interpolate_pos_encoding, ..Default::default() };
+    fn forward(&self, batch: ImageBatch, stochastic_depth: Option<StochasticDepth>) -> ClassificationOutput {
+        let options = ViTForwardOptions {
+            interpolate_pos_encoding: self.interpolate_pos_encoding,
+            stochastic_depth,
+            ..Default::default()
+        };
+        if let Some(soft_targets) = batch.targets {
+            // Mixup/CutMix: the soft targets carry the label smoothing; accuracy is reported
+            // against each sample's dominant label.
+            let out = self
+                .model
+                .forward_with(batch.pixel_values, None, options)
+                .expect("batch shapes are checked when the run starts");
+            let loss = soft_target_cross_entropy(out.logits.clone(), soft_targets);
+            let targets = batch.dominant_labels.unwrap_or(batch.labels);
+            return ClassificationOutput { loss, output: out.logits, targets };
+        }
         let labels = batch.labels.clone();
         let out = self
             .model
@@ -44,13 +89,36 @@ impl TrainStep for ClassifierStep {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
-        let item = self.forward(batch);
+        let item = self.forward(batch, self.drop_path.at(self.guard.as_ref()));
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
         TrainOutput::new(self, grads, item)
     }
 
     fn optimize(self, optim: &mut ModuleOptimizer, lr: ModuleLearningRate, grads: GradientsParams) -> Self {
-        guarded_optimize(self.guard.clone(), self, optim, lr, grads)
+        let guard = self.guard.clone();
+        let (mut next, stepped) = guarded_optimize(guard.clone(), self, optim, lr, grads);
+        if stepped && let (Some(run), Some(ema)) = (&next.ema_run, next.ema.take()) {
+            let update = guard.as_ref().map_or(1, |g| g.clock.step());
+            next.ema = Some(ema_update(ema, &next.model, run.schedule.decay_at(update)));
+        }
+        next
+    }
+}
+
+impl ClassifierStep {
+    /// Runs the moving average on a validation batch and leaves its counts for the renderer.
+    fn validate_ema(&self, batch: &ImageBatch) {
+        let (Some(ema), Some(run)) = (&self.ema, &self.ema_run) else { return };
+        let options =
+            ViTForwardOptions { interpolate_pos_encoding: self.interpolate_pos_encoding, ..Default::default() };
+        let Ok(out) = ema.forward_with(batch.pixel_values.clone(), None, options) else { return };
+        let logits = out.logits.into_data().convert::<f32>().try_into_vec::<f32>();
+        let labels = batch.labels.clone().into_data().convert::<i64>().try_into_vec::<i64>();
+        if let (Ok(logits), Ok(labels)) = (logits, labels) {
+            let labels: Vec<usize> = labels.into_iter().map(|l| l.max(0) as usize).collect();
+            let step = self.guard.as_ref().map_or(0, |g| g.clock.step());
+            run.validation.add(step, &run.classes, &logits, &labels);
+        }
     }
 }
 
@@ -59,7 +127,8 @@ impl InferenceStep for ClassifierStep {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: ImageBatch) -> ClassificationOutput {
-        self.forward(batch)
+        self.validate_ema(&batch);
+        self.forward(batch, None)
     }
 }
 
@@ -94,11 +163,15 @@ pub struct SimMimStep {
     /// Writes reconstruction grids now and then during training.
     #[module(skip)]
     pub samples: Option<SampleWriter>,
+    /// Stochastic depth while training.
+    #[module(skip)]
+    pub drop_path: DropPathSchedule,
 }
 
 impl SimMimStep {
-    fn forward(&self, batch: ImageBatch) -> (SimMimOutput, Tensor<4>) {
-        let options = ViTForwardOptions { bool_masked_pos: batch.bool_masked_pos, ..Default::default() };
+    fn forward(&self, batch: ImageBatch, stochastic_depth: Option<StochasticDepth>) -> (SimMimOutput, Tensor<4>) {
+        let options =
+            ViTForwardOptions { bool_masked_pos: batch.bool_masked_pos, stochastic_depth, ..Default::default() };
         let out =
             self.model.forward_with(batch.pixel_values, options).expect("batch shapes are checked when the run starts");
         (SimMimOutput { loss: out.loss.expect("the SimMIM batcher makes masks") }, out.reconstruction)
@@ -111,7 +184,7 @@ impl TrainStep for SimMimStep {
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<SimMimOutput> {
         let (pixels, mask) = (batch.pixel_values.clone(), batch.bool_masked_pos.clone());
-        let (item, reconstruction) = self.forward(batch);
+        let (item, reconstruction) = self.forward(batch, self.drop_path.at(self.guard.as_ref()));
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
         if let (Some(writer), Some(guard), Some(mask)) = (&self.samples, &self.guard, &mask) {
             let step = guard.clock.micro_batch();
@@ -125,7 +198,7 @@ impl TrainStep for SimMimStep {
     }
 
     fn optimize(self, optim: &mut ModuleOptimizer, lr: ModuleLearningRate, grads: GradientsParams) -> Self {
-        guarded_optimize(self.guard.clone(), self, optim, lr, grads)
+        guarded_optimize(self.guard.clone(), self, optim, lr, grads).0
     }
 }
 
@@ -134,6 +207,6 @@ impl InferenceStep for SimMimStep {
     type Output = SimMimOutput;
 
     fn step(&self, batch: ImageBatch) -> SimMimOutput {
-        self.forward(batch).0
+        self.forward(batch, None).0
     }
 }

@@ -1,7 +1,7 @@
 //! The training loop: the plan's data, model, optimizer and checkpoints handed to burn-train's
 //! `Learner`, and the best model exported at the end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -18,19 +18,21 @@ use burn::train::{
     MultiDeviceOptim, StoppingCondition, SupervisedTraining, TrainStep, TrainingStrategy,
 };
 use vit_data::ImageBatch;
-use vit_model::PretrainedViT;
+use vit_model::{PretrainedViT, ViTForImageClassification};
 
 use super::checkpoint_sets::{CheckpointSets, latest_intact, remove_stale_temporaries};
 use super::checkpointer::SetCheckpointer;
 use super::clock::RunClock;
 use super::config::Task;
 use super::data::batchers;
+use super::ema::{EmaRun, EmaSchedule, EmaValidation};
+use super::evaluation::evaluate_classifier;
 use super::guard::{NonFinitePolicy, StepGuard};
 use super::loader::EpochLoader;
 use super::model;
 use super::optim::{build_optimizer, build_schedule};
 use super::plan::{RunPlan, Start};
-use super::steps::{ClassifierStep, SimMimStep};
+use super::steps::{ClassifierStep, DropPathSchedule, SimMimStep};
 use crate::report::curves::write_curves;
 use crate::report::metrics_csv;
 use crate::report::model_card::{CardInput, write_card_files};
@@ -57,14 +59,17 @@ struct Launch {
 }
 
 impl Launch {
-    fn training<M>(&self) -> Result<SupervisedTraining<M>>
+    fn training<M>(&self, ema: Option<EmaValidation>) -> Result<SupervisedTraining<M>>
     where
         M: LearnerModel + TrainStep<Input = ImageBatch> + InferenceStep<Input = ImageBatch>,
     {
         let (config, dir) = (&self.plan.config, &self.plan.dir);
         let resume = self.plan.start.checkpoint();
-        let renderer = ProgressRenderer::new(&dir.metrics_csv(), config.run.log_every, self.clock.clone(), resume)
+        let mut renderer = ProgressRenderer::new(&dir.metrics_csv(), config.run.log_every, self.clock.clone(), resume)
             .context("cannot set up progress output")?;
+        if let Some(ema) = ema {
+            renderer = renderer.with_ema(ema);
+        }
         let strategy = ComposedCheckpointingStrategy::builder()
             .add(KeepLastNCheckpoints::new(config.run.keep_last.max(1)))
             .add(MetricCheckpointingStrategy::new(&LossMetric::new(), Aggregate::Mean, Direction::Lowest, Split::Valid))
@@ -160,6 +165,11 @@ impl Launch {
         Ok(())
     }
 
+    /// The run's stochastic depth.
+    fn drop_path(&self) -> DropPathSchedule {
+        DropPathSchedule { rate: self.plan.config.model.drop_path_rate, seed: self.plan.config.run.seed }
+    }
+
     /// Writes the model's `config.json` and `preprocessor_config.json` into the run directory, so
     /// that `vit-train export` can rebuild the model from a checkpoint without the data.
     fn save_model_files(&self) -> Result<()> {
@@ -172,10 +182,11 @@ impl Launch {
     /// The best kept checkpoint (lowest validation loss): its number, validation row and record.
     fn best_record(&self) -> Option<(usize, metrics_csv::Row, ModuleRecord)> {
         let dir = &self.plan.dir;
+        let best_split = if self.plan.config.run.export_ema { "valid_ema" } else { "valid" };
         let mut rows: Vec<(metrics_csv::Row, f64)> = metrics_csv::read(&dir.metrics_csv())
             .ok()?
             .into_iter()
-            .filter(|r| r.split == "valid")
+            .filter(|r| r.split == best_split)
             .filter_map(|r| r.loss.map(|loss| (r, loss)))
             .collect();
         rows.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -189,10 +200,15 @@ impl Launch {
 
     /// Exports the best kept checkpoint (else the final model) of the wrapped `step` model as an HF
     /// directory, with its preprocessing, and draws the curves.
-    fn finish<W: Module, M: PretrainedViT>(&self, step: W, inner: impl Fn(W) -> M) -> Result<PathBuf> {
+    /// Returns the exported directory and, when it is a kept checkpoint, its validation row.
+    fn finish<W: Module, M: PretrainedViT>(
+        &self,
+        step: W,
+        inner: impl Fn(W) -> M,
+    ) -> Result<(PathBuf, Option<metrics_csv::Row>)> {
         let dir = &self.plan.dir;
         let best = dir.best_dir();
-        let mut exported_step = None;
+        let mut exported_row = None;
         let step = match self.best_record() {
             Some((checkpoint, row, record)) => match step.clone().try_load_record(record) {
                 Ok(loaded) => {
@@ -202,7 +218,7 @@ impl Launch {
                         metrics_csv::cell(Some(row.epoch)),
                         best.display()
                     );
-                    exported_step = Some(row.step);
+                    exported_row = Some(row);
                     loaded
                 }
                 Err(e) => {
@@ -219,14 +235,52 @@ impl Launch {
             self.plan.processor.save(tmp).context("cannot write preprocessor_config.json")?;
             let rows = metrics_csv::read(&dir.metrics_csv()).unwrap_or_default();
             let name = dir.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let card = CardInput { config: &self.plan.config, name: &name, rows: &rows, step: exported_step };
+            let step = exported_row.as_ref().map(|r| r.step);
+            let card = CardInput { config: &self.plan.config, name: &name, rows: &rows, step };
             write_card_files(tmp, &card).context("cannot write the model card")?;
             Ok(())
         })?;
         if let Err(e) = write_curves(&dir.metrics_csv(), &dir.curves_png()) {
             eprintln!("warning: no curves.png: {e:#}");
         }
-        Ok(best)
+        Ok((best, exported_row))
+    }
+
+    /// Evaluates the exported classifier once on the held-out test set (when there is one) and
+    /// appends a `test` row, at the exported checkpoint's step, to metrics.csv.
+    fn test_exported(&self, exported: &Path, exported_row: Option<metrics_csv::Row>) -> Result<()> {
+        let (plan, config) = (&self.plan, &self.plan.config);
+        let Some(test) = plan.data.test.clone() else {
+            return Ok(());
+        };
+        let (model, _) = model::load_classifier(exported, &plan.device)?;
+        let (_, eval_batcher) = batchers(&config.data, &plan.processor, config.run.seed, None, None)?;
+        let loader = EpochLoader::evaluation(test, eval_batcher, config.data.eval_batch_size(), plan.device.clone());
+        let counts =
+            evaluate_classifier(&model, &loader, plan.interpolate_pos_encoding, plan.data.classes.clone(), false)
+                .context("cannot evaluate the exported model on the test set")?;
+        let metrics = plan.dir.metrics_csv();
+        let last = || metrics_csv::read(&metrics).ok().and_then(|rows| rows.into_iter().last());
+        let at = exported_row.or_else(last).unwrap_or_default();
+        let total = counts.total().max(1) as f64;
+        let row = metrics_csv::Row {
+            step: at.step,
+            epoch: at.epoch,
+            split: "test".into(),
+            loss: Some(counts.loss_sum / total),
+            accuracy: counts.accuracy().map(|a| 100.0 * a),
+            top5: counts.has_top5().then(|| 100.0 * counts.top5_correct as f64 / total),
+            lr: None,
+            images_per_sec: None,
+        };
+        metrics_csv::append(&metrics, &row)?;
+        eprintln!(
+            "test: accuracy {}% on {} held-out images (the exported model, step {}; metrics.csv `test` row)",
+            metrics_csv::cell(row.accuracy),
+            counts.total(),
+            row.step
+        );
+        Ok(())
     }
 }
 
@@ -268,7 +322,9 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
     }
     let train_device = plan.device.clone().autodiff();
     let mask = (config.task == Task::Simmim).then_some((config.data.mask_patch_size, plan.vit_config.patch_size));
-    let (train_batcher, eval_batcher) = batchers(&config.data, &plan.processor, config.run.seed, mask)?;
+    let mixing =
+        (config.task == Task::Classification).then_some((config.optimizer.label_smoothing, plan.data.classes.len()));
+    let (train_batcher, eval_batcher) = batchers(&config.data, &plan.processor, config.run.seed, mask, mixing)?;
     let clock = RunClock::new(plan.segments, plan.start.checkpoint().unwrap_or(0));
     let (train_data, valid_data) = (plan.data.train.clone(), plan.data.valid.clone());
     let train_loader = EpochLoader::training(
@@ -290,8 +346,14 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
             let mut model = model::classifier(&launch.plan, &train_device)?;
             launch.save_model_files()?;
             model.label_smoothing = config.optimizer.label_smoothing as f32;
+            let ema_run = (config.run.ema_decay > 0.0).then(|| EmaRun {
+                schedule: EmaSchedule { decay: config.run.ema_decay, warmup: config.run.ema_warmup },
+                validation: EmaValidation::default(),
+                classes: launch.plan.data.classes.clone(),
+            });
+            let ema = ema_run.as_ref().map(|_| ViTForImageClassification::new(&launch.plan.vit_config, &train_device));
             let mut training = launch
-                .training::<ClassifierStep>()?
+                .training::<ClassifierStep>(ema_run.as_ref().map(|r| r.validation.clone()))?
                 .metrics((AccuracyMetric::new(), LossMetric::new()))
                 .metric_train_numeric(LearningRateMetric::new());
             if launch.plan.data.classes.len() > 5 {
@@ -304,19 +366,29 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
                 model,
                 interpolate_pos_encoding: launch.plan.interpolate_pos_encoding,
                 guard: Some(guard.clone()),
+                drop_path: launch.drop_path(),
+                ema,
+                ema_run,
             };
             let result = training.launch(Learner::new(step, optimizer, scheduler));
             launch.check_guard(&guard)?;
             if let Some(error) = result.error {
                 bail!("training failed: {error}");
             }
-            launch.finish(result.model, |s: ClassifierStep| s.model)?
+            let export_ema = config.run.export_ema;
+            let pick = |s: ClassifierStep| match (export_ema, s.ema) {
+                (true, Some(ema)) => ema,
+                _ => s.model,
+            };
+            let (exported, row) = launch.finish(result.model, pick)?;
+            launch.test_exported(&exported, row)?;
+            exported
         }
         Task::Simmim => {
             let model = model::simmim(&launch.plan, &train_device)?;
             launch.save_model_files()?;
             let training = launch
-                .training::<SimMimStep>()?
+                .training::<SimMimStep>(None)?
                 .metrics((LossMetric::new(),))
                 .metric_train_numeric(LearningRateMetric::new());
             let guard = launch.guard(training.interrupter());
@@ -327,13 +399,14 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
                 std: launch.plan.processor.image_std.clone(),
                 rows: 8,
             };
-            let step = SimMimStep { model, guard: Some(guard.clone()), samples: Some(samples) };
+            let step =
+                SimMimStep { model, guard: Some(guard.clone()), samples: Some(samples), drop_path: launch.drop_path() };
             let result = training.launch(Learner::new(step, optimizer, scheduler));
             launch.check_guard(&guard)?;
             if let Some(error) = result.error {
                 bail!("training failed: {error}");
             }
-            launch.finish(result.model, |s: SimMimStep| s.model)?
+            launch.finish(result.model, |s: SimMimStep| s.model)?.0
         }
     };
     Ok(TrainSummary { output_dir: config.run.output_dir.clone(), exported })

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 
-use super::config::RunConfig;
+use super::config::{DatasetKind, RunConfig, Task, ValidationSource};
 
 /// An error unless `value` is finite and within `range` (`field` names it).
 fn check_range(field: &str, value: f64, range: impl std::ops::RangeBounds<f64> + std::fmt::Debug) -> Result<()> {
@@ -26,8 +26,41 @@ impl RunConfig {
         if d.eval_batch_size == Some(0) {
             bail!("data.eval_batch_size: must be at least 1");
         }
-        check_range("data.validation_split", d.validation_split, 0.0..1.0)?;
+        check_range("data.validation_split", d.validation_share(), 0.0..1.0)?;
+        match d.validation {
+            ValidationSource::Split if d.validation_share() == 0.0 && d.validation_dir.is_none() => bail!(
+                "data.validation_split: 0 leaves no validation images; hold some out (e.g. 0.1), or validate on the \
+                 test set with `data.validation = \"test\"` (the test accuracy is then not held out)"
+            ),
+            ValidationSource::Test if d.dataset == DatasetKind::Imagefolder && d.test_dir.is_none() => bail!(
+                "data.validation = \"test\" needs a test set: set data.test_dir (an ImageFolder root with the same \
+                 classes)"
+            ),
+            ValidationSource::Test if d.validation_split.is_some_and(|v| v > 0.0) => bail!(
+                "data.validation_split has no effect with data.validation = \"test\" (all training images are \
+                 trained on); remove one of them"
+            ),
+            ValidationSource::Test if d.validation_dir.is_some() => {
+                bail!("data.validation = \"test\" and data.validation_dir contradict each other; remove one")
+            }
+            _ => {}
+        }
+        if d.test_dir.is_some() && d.dataset != DatasetKind::Imagefolder {
+            bail!("data.test_dir: only for an ImageFolder dataset; CIFAR's test set is its test batch");
+        }
         check_range("data.mask_ratio", d.mask_ratio, 0.0..=1.0)?;
+        check_range("data.mixup_alpha", d.mixup_alpha, 0.0..)?;
+        check_range("data.cutmix_alpha", d.cutmix_alpha, 0.0..)?;
+        check_range("data.mixup_prob", d.mixup_prob, 0.0..=1.0)?;
+        check_range("data.mixup_switch_prob", d.mixup_switch_prob, 0.0..=1.0)?;
+        if let Some([lo, hi]) = d.cutmix_minmax
+            && !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi && hi <= 1.0)
+        {
+            bail!("data.cutmix_minmax: must be [min, max] with 0 <= min < max <= 1, got [{lo}, {hi}]");
+        }
+        if d.mixes() && self.task != Task::Classification {
+            bail!("data.mixup_alpha / data.cutmix_alpha: Mixup and CutMix are for classification; remove them");
+        }
         let m = &self.model;
         if m.pretrained.is_some() == m.preset.is_some() {
             bail!(
@@ -35,6 +68,13 @@ impl RunConfig {
                  vit-base, vit-large)"
             );
         }
+        if let Some(n) = m.num_channels
+            && n != 1
+            && n != 3
+        {
+            bail!("model.num_channels: must be 1 (grayscale) or 3 (RGB), got {n}");
+        }
+        check_range("model.drop_path_rate", m.drop_path_rate, 0.0..1.0)?;
         for (field, value) in [
             ("model.hidden_dropout_prob", m.hidden_dropout_prob),
             ("model.attention_probs_dropout_prob", m.attention_probs_dropout_prob),
@@ -50,10 +90,20 @@ impl RunConfig {
                 check_range(field, v, 0.0..)?;
             }
         }
+        let r = &self.run;
+        check_range("run.ema_decay", r.ema_decay, 0.0..1.0)?;
+        if r.ema_decay > 0.0 && self.task != Task::Classification {
+            bail!("run.ema_decay: the weight average is for classification runs; set it to 0 for SimMIM");
+        }
+        if r.export_ema && r.ema_decay == 0.0 {
+            bail!("run.export_ema needs a weight average: set run.ema_decay (e.g. 0.9998)");
+        }
         let o = &self.optimizer;
         if !(o.lr > 0.0 && o.lr.is_finite()) {
             bail!("optimizer.lr: must be positive, got {}", o.lr);
         }
+        check_range("optimizer.min_lr", o.min_lr, 0.0..=o.lr)?;
+        check_range("optimizer.warmup_lr", o.warmup_lr, 0.0..=o.lr)?;
         check_range("optimizer.beta1", o.beta1, 0.0..1.0)?;
         check_range("optimizer.beta2", o.beta2, 0.0..1.0)?;
         check_range("optimizer.eps", o.eps, 0.0..)?;

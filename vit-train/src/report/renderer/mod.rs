@@ -37,6 +37,7 @@ use super::metrics::{Means, Slot, Values, classify};
 use super::metrics_csv::Row;
 use super::metrics_sink::MetricsSink;
 use crate::run::clock::{RunClock, Tick};
+use crate::run::ema::EmaValidation;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
@@ -115,6 +116,8 @@ pub struct ProgressRenderer {
     /// The last lr seen in training; carried into log lines when an interval reported none.
     last_lr: Option<f64>,
     test: TestState,
+    /// The weight average's validation counts (`run.ema_decay`), written as `valid_ema` rows.
+    ema: Option<EmaValidation>,
 }
 
 impl ProgressRenderer {
@@ -149,8 +152,30 @@ impl ProgressRenderer {
             interval: Interval::at(step),
             last_lr: None,
             test: TestState::default(),
+            ema: None,
             clock,
         })
+    }
+
+    /// Also writes a `valid_ema` row after each validation pass, from the counts the weight
+    /// average's validation leaves in `ema`.
+    pub fn with_ema(mut self, ema: EmaValidation) -> Self {
+        self.ema = Some(ema);
+        self
+    }
+
+    /// The `valid_ema` row and line of the pass that just ended, when the average ran.
+    fn write_ema_row(&mut self, label: &str) {
+        let Some(counts) = self.ema.as_ref().and_then(|e| e.take(self.position.step)) else { return };
+        let total = counts.total().max(1) as f64;
+        let values = Values {
+            loss: Some(counts.loss_sum / total),
+            accuracy: counts.accuracy().map(|a| 100.0 * a),
+            top5: counts.has_top5().then(|| 100.0 * counts.top5_correct as f64 / total),
+            lr: None,
+        };
+        self.write_row("valid_ema", values, None);
+        self.display.line(&format!("{label} valid_ema | {}", values.describe()));
     }
 
     /// The global step of the rows (optimizer steps so far, including those of a resumed run).
@@ -422,6 +447,7 @@ impl TrainingProgressLogger for ProgressRenderer {
                 let mut text = format!("{label} valid | {}", values.describe());
                 timing(&mut text);
                 self.display.line(&text);
+                self.write_ema_row(&label);
             }
             Phase::Other(name) => self.display.line(&format!("{label} {name} | {}", epoch_values.describe())),
             Phase::Idle => {}
