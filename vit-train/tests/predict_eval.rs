@@ -338,3 +338,64 @@ fn predict_finds_images_in_directories_and_writes_csv() {
         assert_fails(&vit_train(&["predict", "--model", model_arg, "--batch-size", "0", photos.to_str().unwrap()]));
     assert!(err.contains("--batch-size"), "{err}");
 }
+
+/// Runs `vit-train` with `HF_HOME=hf_home` and offline, so that Hub ids resolve from the cache.
+fn vit_train_offline(hf_home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vit-train"))
+        .args(args)
+        .env("HF_HOME", hf_home)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .output()
+        .expect("vit-train runs")
+}
+
+#[test]
+fn hub_ids_resolve_from_hugging_face_s_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A cache laid out as huggingface_hub lays it out: refs/main names the snapshot of a commit.
+    let hf_home = tmp.path().join("hf");
+    let repo = hf_home.join("hub/models--test-org--tiny-vit");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    make_model(&snapshot, &LABELS);
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let images = make_folder(&tmp.path().join("images"), 1, 5);
+    let image = images[0].0.to_str().unwrap();
+
+    let by_dir = vit_train_offline(&hf_home, &["predict", "--json", "--model", snapshot.to_str().unwrap(), image]);
+    let by_id = vit_train_offline(&hf_home, &["predict", "--json", "--model", "test-org/tiny-vit", image]);
+    let by_commit =
+        vit_train_offline(&hf_home, &["predict", "--json", "--model", &format!("test-org/tiny-vit@{commit}"), image]);
+    for o in [&by_dir, &by_id, &by_commit] {
+        assert_ok(o);
+    }
+    let logits = |o: &Output| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&stdout(o)).unwrap()["logits"].clone()
+    };
+    assert_eq!(logits(&by_id), logits(&by_dir));
+    assert_eq!(logits(&by_commit), logits(&by_dir));
+    assert!(stderr(&by_id).contains(&format!("test-org/tiny-vit at commit {commit}")), "{}", stderr(&by_id));
+
+    // Fine-tuning from a Hub id; the run's config keeps the id.
+    let data = tmp.path().join("data");
+    make_folder(&data, 4, 1);
+    let config = write_config(tmp.path(), &data, "augmentation = \"none\"").to_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("preset = \"vit-tiny\"", "pretrained = \"test-org/tiny-vit\"");
+    let text = text.replace("[run]", "[run]\nmax_steps = 1");
+    std::fs::write(&config, &text).unwrap();
+    assert_ok(&vit_train_offline(&hf_home, &["--config", &config]));
+    let saved = std::fs::read_to_string(tmp.path().join("run/run_config.toml")).unwrap();
+    assert!(saved.contains("pretrained = \"test-org/tiny-vit\""), "{saved}");
+
+    // Not in the cache while offline: a clear error naming the repo and what to do.
+    let err = assert_fails(&vit_train_offline(&hf_home, &["predict", "--model", "test-org/missing", image]));
+    assert!(err.contains("test-org/missing") && err.contains("HF_HUB_OFFLINE"), "{err}");
+    let err = assert_fails(&vit_train_offline(&hf_home, &["predict", "--model", "a/b/c", image]));
+    assert!(err.contains("a/b/c"), "{err}");
+}

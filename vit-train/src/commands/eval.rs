@@ -13,13 +13,13 @@ use crate::run::config::RunConfig;
 use crate::run::data::{batchers, open_datasets, processor};
 use crate::run::evaluation::{EvalCounts, evaluate_classifier};
 use crate::run::loader::EpochLoader;
-use crate::run::model::load_classifier;
+use crate::run::model::{load_classifier, resolve_reference};
 use crate::run::plan::check_image_size;
 
 /// Arguments of `vit-train eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// An HF model directory.
+    /// An HF model directory or a Hub id `owner/name[@revision]`.
     #[arg(long)]
     pub model: PathBuf,
     /// A run config whose [data] section names the dataset.
@@ -84,9 +84,10 @@ fn check_normalisation(model_dir: &Path, model_config: &ViTConfig, used: &ImageP
 pub fn evaluate(args: &EvalArgs) -> Result<(EvalCounts, String)> {
     let config = RunConfig::load(&args.config, &args.overrides)?;
     let device = config.run.device.device()?;
-    let (model, model_config) = load_classifier(&args.model, &device)?;
+    let model_dir = resolve_reference(&args.model, "--model")?;
+    let (model, model_config) = load_classifier(&model_dir, &device)?;
     let data = open_datasets(&config.data, config.run.seed)?;
-    check_labels(&args.model, &model_config.labels(), &data.classes)?;
+    check_labels(&model_dir, &model_config.labels(), &data.classes)?;
     if model.num_labels() != data.classes.len() {
         bail!(
             "{}: the classifier has {} outputs but config.json lists {} labels",
@@ -99,7 +100,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<(EvalCounts, String)> {
         check_image_size(config.data.image_size, model_config.image_size, config.model.interpolate_pos_encoding)
             .context("data.image_size")?;
     let processor = processor(&config.data, model_config.num_channels)?;
-    check_normalisation(&args.model, &model_config, &processor, &config.data.normalize.to_string());
+    check_normalisation(&model_dir, &model_config, &processor, &config.data.normalize.to_string());
     let (_, eval_batcher) = batchers(&config.data, &processor, config.run.seed, None, None)?;
     let batch_size = config.data.eval_batch_size();
     let (split, images) = match (args.split.as_deref(), data.test) {

@@ -9,11 +9,13 @@ use clap::Args;
 use vit_model::forward::{ForwardFileOptions, forward_files_with};
 
 use crate::device::parse_device;
+use crate::run::model::resolve_reference;
 
 /// Arguments of `vit-train forward`.
 #[derive(Args, Debug)]
 pub struct ForwardArgs {
-    /// An HF model directory; the class comes from `architectures` in config.json.
+    /// An HF model directory or a Hub id `owner/name[@revision]`; the class comes from
+    /// `architectures` in config.json.
     #[arg(long)]
     pub model: PathBuf,
     /// A safetensors file with `pixel_values` and optionally `bool_masked_pos`, `labels`, `head_mask`.
@@ -41,7 +43,8 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         overwrite: args.overwrite,
         ..Default::default()
     };
-    let (outputs, report) = forward_files_with(&args.model, &args.inputs, &args.output, &options, &device)?;
+    let model_dir = resolve_reference(&args.model, "--model")?;
+    let (outputs, report) = forward_files_with(&model_dir, &args.inputs, &args.output, &options, &device)?;
     eprintln!("{report}");
     println!("wrote {} outputs to {}", outputs.len(), args.output.display());
     Ok(())

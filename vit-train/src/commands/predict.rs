@@ -13,7 +13,7 @@ use vit_data::{DataError, DecodeLimits, ImageProcessor};
 use vit_model::{ViTConfig, ViTForImageClassification, ViTForwardOptions};
 
 use crate::device::parse_device;
-use crate::run::model::{load_classifier, model_processor};
+use crate::run::model::{load_classifier, model_processor, resolve_reference};
 
 /// Preprocessed images of one chunk by (height, width): (position in the chunk, CHW values).
 type SizeGroups = BTreeMap<(usize, usize), Vec<(usize, Vec<f32>)>>;
@@ -21,7 +21,8 @@ type SizeGroups = BTreeMap<(usize, usize), Vec<(usize, Vec<f32>)>>;
 /// Arguments of `vit-train predict`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// An HF model directory (config.json, model.safetensors, preprocessor_config.json).
+    /// An HF model directory (config.json, model.safetensors, preprocessor_config.json) or a Hub
+    /// id `owner/name[@revision]`.
     #[arg(long)]
     pub model: PathBuf,
     /// How many labels to show per image (clamped to the number of labels).
@@ -246,7 +247,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
     }
     let images = expand_inputs(&args.images)?;
     let device = parse_device(&args.device)?;
-    let (model, config) = load_classifier(&args.model, &device)?;
+    let model_dir = resolve_reference(&args.model, "--model")?;
+    let (model, config) = load_classifier(&model_dir, &device)?;
     let labels = config.labels();
     if labels.len() != model.num_labels() {
         bail!(
@@ -256,7 +258,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             model.num_labels()
         );
     }
-    let processor = model_processor(&args.model, &config)?;
+    let processor = model_processor(&model_dir, &config)?;
     let k = args.top_k.min(labels.len());
     if args.csv {
         println!("{}", csv_header(k));

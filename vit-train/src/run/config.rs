@@ -107,7 +107,8 @@ pub struct RunConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// An HF model directory (`config.json` + `model.safetensors`) to fine-tune.
+    /// An HF model to fine-tune: a directory (`config.json` + `model.safetensors`) or a Hub id
+    /// `owner/name[@revision]`, fetched into Hugging Face's cache.
     pub pretrained: Option<PathBuf>,
     /// An architecture to train from scratch: `vit-tiny`, `vit-small`, `vit-base`, `vit-large`.
     pub preset: Option<Preset>,

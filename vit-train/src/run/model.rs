@@ -1,7 +1,7 @@
 //! The models a run trains and a command runs: built from the plan's resolved configuration (fresh,
 //! or with a pretrained model's weights), or loaded from an HF model directory for inference.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
@@ -12,13 +12,28 @@ use super::plan::RunPlan;
 
 /// The run's model of class `M` on `device`: the pretrained weights loaded into the plan's
 /// configuration, or a fresh HF-initialised model.
+/// A model reference (`model.pretrained`, `--model`) as a local directory: a directory is taken as
+/// it is; a Hub id `owner/name[@revision]` is fetched into Hugging Face's cache (shared with
+/// Python's `huggingface_hub`; `HF_HOME`, `HF_ENDPOINT`, `HF_TOKEN` and `HF_HUB_OFFLINE` are
+/// honoured) and its snapshot directory returned.
+pub fn resolve_reference(reference: &Path, setting: &str) -> Result<PathBuf> {
+    let text = reference
+        .to_str()
+        .with_context(|| format!("{setting}: {} is not valid UTF-8", reference.display()))?;
+    let resolved = vit_hub::resolve_model(text, &vit_hub::HubOptions::from_env()).context(setting.to_string())?;
+    if let (Some(repo), Some(commit)) = (&resolved.repo, &resolved.commit) {
+        eprintln!("{setting}: {repo} at commit {commit} ({})", resolved.dir.display());
+    }
+    Ok(resolved.dir)
+}
+
 fn build<M: PretrainedViT>(
     plan: &RunPlan,
     device: &Device,
     options: LoadOptions,
     fresh: impl FnOnce(&ViTConfig) -> Result<M>,
 ) -> Result<M> {
-    match &plan.config.model.pretrained {
+    match &plan.pretrained_dir {
         Some(dir) => {
             let (model, report) = M::from_pretrained_config(dir, &plan.vit_config, &options, device)
                 .with_context(|| format!("model.pretrained: cannot load {}", dir.display()))?;

@@ -3,6 +3,8 @@
 //! preprocessing, the image-size check, the segments of optimizer steps and where to resume.
 //! Train, resume and export read the plan; nothing re-derives it.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, Result, bail};
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
@@ -13,6 +15,7 @@ use super::checkpoint_sets::latest_intact;
 use super::config::{ModelSection, RunConfig, Task};
 use super::data::{RunData, open_datasets, processor};
 use super::dir::RunDir;
+use super::model::resolve_reference;
 use super::segments::Segments;
 
 /// Options of a training run beyond its config file.
@@ -58,6 +61,8 @@ pub struct RunPlan {
     pub dir: RunDir,
     /// The device training runs on (without autodiff).
     pub device: Device,
+    /// `model.pretrained` as a local directory (a Hub id is fetched into Hugging Face's cache).
+    pub pretrained_dir: Option<PathBuf>,
     /// The model's configuration: from the preset with the `[model]` fields, or the pretrained
     /// model's own (with the dataset's labels for classification).
     pub vit_config: ViTConfig,
@@ -100,7 +105,9 @@ impl RunPlan {
         }
         let start = start_of(&config, &options, &dir)?;
         let data = open_datasets(&config.data, config.run.seed)?;
-        let vit_config = model_config(&config, &data.classes)?;
+        let pretrained_dir =
+            config.model.pretrained.as_deref().map(|r| resolve_reference(r, "model.pretrained")).transpose()?;
+        let vit_config = model_config(&config, pretrained_dir.as_deref(), &data.classes)?;
         vit_config
             .check_size(config.model.max_weight_bytes())
             .context("model (raise model.max_weight_gib to allow it)")?;
@@ -128,6 +135,7 @@ impl RunPlan {
             config,
             dir,
             device,
+            pretrained_dir,
             vit_config,
             data,
             processor,
@@ -230,9 +238,9 @@ fn start_of(config: &RunConfig, options: &TrainOptions, dir: &RunDir) -> Result<
 }
 
 /// The model configuration of a run.
-fn model_config(config: &RunConfig, classes: &[String]) -> Result<ViTConfig> {
+fn model_config(config: &RunConfig, pretrained_dir: Option<&Path>, classes: &[String]) -> Result<ViTConfig> {
     let m = &config.model;
-    let mut c = match (&m.pretrained, m.preset) {
+    let mut c = match (pretrained_dir, m.preset) {
         (Some(dir), _) => {
             let fields = m.architecture_fields_set();
             if !fields.is_empty() {
