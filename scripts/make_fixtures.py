@@ -48,7 +48,13 @@ CASES = {
                          init_kwargs={"add_pooling_layer": True, "use_mask_token": True}, forward_kwargs={}),
     "mim": dict(model_class="ViTForMaskedImageModeling", config=dict(patch_size=4, encoder_stride=4), seed=6,
                 image=(32, 32), mask_ratio=0.6, init_kwargs={}, forward_kwargs={}),
+    # A grayscale (num_channels = 1) classifier on two real photographs: their pixel values are what
+    # ViTImageProcessor (Pillow backend, 32x32 bilinear, mean = std = 0.5) makes of
+    # `Image.open(png).convert("L")`, so the case checks the 1-channel preprocessing as well.
+    "cls_gray": dict(CLS, config=dict(num_channels=1, num_labels=10), seed=7, image=(32, 32),
+                     photos=("chelsea.png", "coffee.png")),
 }
+PHOTOS_DIR = Path(__file__).resolve().parent.parent / "vit-data" / "tests" / "fixtures"
 BATCH = 2
 OUTPUT_NAMES = ("logits", "reconstruction", "loss", "pooler_output")
 INPUT_NAMES = ("pixel_values", "bool_masked_pos", "head_mask")
@@ -128,6 +134,25 @@ def diffs(ref, new):
     return {k: (ref[k] - new[k]).abs().max().item() for k in sorted(ref) if k not in INPUT_NAMES and k in new}
 
 
+def gray_photos(names, h, w):
+    """What ViTImageProcessor (Pillow backend) makes of each photo converted to L, (len, 1, h, w)."""
+    try:  # transformers 5: the Pillow backend is ViTImageProcessorPil
+        from transformers import ViTImageProcessorPil as PilProcessor
+    except ImportError:  # transformers 4: ViTImageProcessor is the Pillow one
+        from transformers import ViTImageProcessor as PilProcessor
+    from PIL import Image
+    from transformers.image_utils import PILImageResampling
+
+    proc = PilProcessor(size={"height": h, "width": w}, resample=PILImageResampling.BILINEAR,
+                        image_mean=[0.5], image_std=[0.5])
+    images = [Image.open(PHOTOS_DIR / name).convert("L") for name in names]
+    pixels = proc(images=images, return_tensors="pt")["pixel_values"]
+    if pixels.ndim == 3:
+        pixels = pixels.unsqueeze(1)
+    assert pixels.shape == (len(names), 1, h, w), pixels.shape
+    return pixels.to(torch.float32).contiguous()
+
+
 def make_case(name, spec, out_dir):
     case_dir = out_dir / name
     g = torch.Generator().manual_seed(spec["seed"])
@@ -145,7 +170,10 @@ def make_case(name, spec, out_dir):
     model.save_pretrained(case_dir, safe_serialization=True)
 
     h, w = spec["image"]
-    io = {"pixel_values": torch.randn((BATCH, config.num_channels, h, w), generator=g)}
+    if "photos" in spec:
+        io = {"pixel_values": gray_photos(spec["photos"], h, w)}
+    else:
+        io = {"pixel_values": torch.randn((BATCH, config.num_channels, h, w), generator=g)}
     if "mask_ratio" in spec:
         patches = (config.image_size // config.patch_size) ** 2
         k = round(spec["mask_ratio"] * patches)

@@ -177,6 +177,27 @@ fn channel_conversions() {
     assert_eq!(img.as_raw(), &vec![200, 100, 0, 10, 20, 30]);
 }
 
+/// HF's `ViTImageProcessor` (Pillow backend, 32x32 bilinear, mean = std = 0.5) on
+/// `Image.open(png).convert("L")`: the pixel values of vit-model's `cls_gray` fixture case.
+#[test]
+fn grayscale_processing_equals_hugging_face_on_photographs() {
+    let io = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vit-model/tests/fixtures/hf-vit/cls_gray/io.safetensors");
+    let bytes = std::fs::read(io).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let view = st.tensor("pixel_values").unwrap();
+    assert_eq!(view.shape(), [2, 1, 32, 32]);
+    let expected: Vec<f32> =
+        view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let processor = ImageProcessor::new(32, 32).with_num_channels(1);
+    for (i, name) in ["chelsea.png", "coffee.png"].iter().enumerate() {
+        let rgb = vit_data::DecodeLimits::default().decode_rgb(&fixtures().join(name)).unwrap();
+        let ours = processor.process_rgb(&rgb).unwrap();
+        let theirs = &expected[i * 1024..(i + 1) * 1024];
+        let worst = ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-6, "{name}: max abs diff {worst}");
+    }
+}
+
 #[test]
 fn grayscale_processing_converts_to_luma_before_the_resize() {
     // As Pillow: `image.convert("L")` first, then the resize; on a real photograph the other

@@ -48,6 +48,12 @@ fn cls_tiny() {
     check_case("cls_tiny");
 }
 
+/// A 1-channel classifier on two photographs as HF's image processor makes them grayscale.
+#[test]
+fn cls_gray() {
+    check_case("cls_gray");
+}
+
 #[test]
 fn cls_interp() {
     check_case("cls_interp");
