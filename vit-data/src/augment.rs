@@ -7,8 +7,10 @@
 use image::{RgbImage, imageops};
 use rand::Rng;
 
+use crate::auto_augment::{AutoAugment, TimmHparams};
 use crate::error::{DataError, Result};
 use crate::processor::{ImageProcessor, ImageSize};
+use crate::random_erasing::RandomErasing;
 use crate::resize::{CropBox, Resample, resize_rgb};
 use crate::spelling::spelled_enum;
 
@@ -218,6 +220,97 @@ pub fn resize_shortest_edge(image: &RgbImage, shortest_edge: u32, resample: Resa
     resize_rgb(image, None, nw, nh, resample)
 }
 
+/// The training side of a [`Transform`]: the base augmentation and its options, as timm's
+/// `transforms_imagenet_train` orders them: random-resized-crop (or pad-crop), horizontal flip,
+/// automatic augmentation (all on the 8-bit image, [`Transform::apply`]), then after
+/// normalisation random erasing ([`crate::ImageBatcher`] applies it to each sample with its own
+/// [`crate::rng::RngStream::Erase`] generator).
+///
+/// `Default` (and `From<Augmentation>`) is the previous behaviour exactly: scale 0.08–1, ratio
+/// 3/4–4/3, flip probability 0.5, no automatic augmentation, no erasing. Build one with struct
+/// update syntax (`TrainAugmentation { auto_augment, ..augmentation.into() }`) and check it with
+/// [`TrainAugmentation::validate`] (or through [`Transform::train_with`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainAugmentation {
+    /// The base pipeline (`none`, `random-resized-crop`, `pad-crop-flip`).
+    pub augmentation: Augmentation,
+    /// Random-resized-crop area range, as a fraction of the image (`0 < lo <= hi <= 1`);
+    /// torchvision/timm default 0.08–1.
+    pub crop_scale: (f64, f64),
+    /// Random-resized-crop aspect-ratio range (width / height, `0 < lo <= hi`), sampled
+    /// log-uniformly; default 3/4–4/3.
+    pub crop_ratio: (f64, f64),
+    /// Probability of the horizontal flip of `random-resized-crop` and `pad-crop-flip`, in [0, 1]
+    /// (default 0.5; `none` never flips).
+    pub hflip: f64,
+    /// Automatic augmentation after the crop and flip (default none).
+    pub auto_augment: AutoAugment,
+    /// timm's `hparams` for a `rand-` auto-augmentation: fill colour and interpolation of its
+    /// geometric ops (default timm's `_HPARAMS_DEFAULT`: 128 gray, random bilinear/bicubic; timm's
+    /// training factory uses the dataset mean, [`TimmHparams::from_mean`]).
+    pub timm_hparams: TimmHparams,
+    /// Random erasing of the normalised image (default off: probability 0).
+    pub random_erasing: RandomErasing,
+}
+
+impl Default for TrainAugmentation {
+    fn default() -> Self {
+        Augmentation::default().into()
+    }
+}
+
+impl From<Augmentation> for TrainAugmentation {
+    fn from(augmentation: Augmentation) -> Self {
+        let rrc = RandomResizedCrop::default();
+        TrainAugmentation {
+            augmentation,
+            crop_scale: rrc.scale,
+            crop_ratio: rrc.ratio,
+            hflip: 0.5,
+            auto_augment: AutoAugment::None,
+            timm_hparams: TimmHparams::default(),
+            random_erasing: RandomErasing::default(),
+        }
+    }
+}
+
+impl TrainAugmentation {
+    /// Checks every numeric setting; the error names the field (`crop_scale`, `crop_ratio`,
+    /// `hflip`, `auto_augment`, `random_erasing.*`).
+    pub fn validate(&self) -> Result<()> {
+        let (lo, hi) = self.crop_scale;
+        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+            return Err(DataError::setting(
+                "crop_scale",
+                format!("must satisfy 0 < lo <= hi <= 1 (a fraction of the image area), got ({lo}, {hi})"),
+            ));
+        }
+        let (lo, hi) = self.crop_ratio;
+        if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
+            return Err(DataError::setting(
+                "crop_ratio",
+                format!("must satisfy 0 < lo <= hi (width / height, finite), got ({lo}, {hi})"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.hflip) {
+            return Err(DataError::setting("hflip", format!("must be a probability in [0, 1], got {}", self.hflip)));
+        }
+        self.auto_augment.validate()?;
+        self.random_erasing.validate()
+    }
+
+    /// The random-resized-crop parameters.
+    pub fn random_resized_crop(&self) -> RandomResizedCrop {
+        RandomResizedCrop { scale: self.crop_scale, ratio: self.crop_ratio }
+    }
+
+    /// Whether [`Transform::apply`]'s output depends on the generator (the crops, or an
+    /// automatic augmentation; random erasing happens later, in the batcher).
+    pub fn is_random(&self) -> bool {
+        !matches!(self.augmentation, Augmentation::None) || !self.auto_augment.is_none()
+    }
+}
+
 /// A complete image transform (training augmentation or evaluation resize) to the model's
 /// input size, on 8-bit RGB.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -233,16 +326,22 @@ pub struct Transform {
 /// Training or evaluation pipeline.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum TransformKind {
-    /// A random training augmentation.
-    Train(Augmentation),
+    /// A random training augmentation with its options.
+    Train(TrainAugmentation),
     /// The deterministic evaluation resize.
     Eval(EvalResize),
 }
 
 impl Transform {
-    /// A training transform.
+    /// A training transform with the default options ([`TrainAugmentation::from`]).
     pub fn train(size: ImageSize, resample: Resample, augmentation: Augmentation) -> Self {
-        Transform { size, resample, kind: TransformKind::Train(augmentation) }
+        Transform { size, resample, kind: TransformKind::Train(augmentation.into()) }
+    }
+
+    /// A training transform with all options, validated ([`TrainAugmentation::validate`]).
+    pub fn train_with(size: ImageSize, resample: Resample, options: TrainAugmentation) -> Result<Self> {
+        options.validate()?;
+        Ok(Transform { size, resample, kind: TransformKind::Train(options) })
     }
 
     /// An evaluation transform.
@@ -261,26 +360,45 @@ impl Transform {
         Self::eval(processor.size, processor.resample, resize)
     }
 
-    /// Whether the output depends on the random generator.
-    pub fn is_random(&self) -> bool {
-        matches!(self.kind, TransformKind::Train(Augmentation::RandomResizedCropFlip | Augmentation::PadCropFlip))
+    /// The training options, `None` for an evaluation transform.
+    pub fn train_options(&self) -> Option<&TrainAugmentation> {
+        match &self.kind {
+            TransformKind::Train(options) => Some(options),
+            TransformKind::Eval(_) => None,
+        }
     }
 
-    /// Applies the transform; the result is `size`.
+    /// The random erasing to apply to the normalised image: `Some` only for a training
+    /// transform whose erasing probability is above 0.
+    pub fn random_erasing(&self) -> Option<&RandomErasing> {
+        self.train_options().map(|t| &t.random_erasing).filter(|e| e.is_active())
+    }
+
+    /// Whether the output of [`apply`](Self::apply) depends on the random generator.
+    pub fn is_random(&self) -> bool {
+        self.train_options().is_some_and(TrainAugmentation::is_random)
+    }
+
+    /// Applies the transform; the result is `size`. A training transform crops and flips, then
+    /// applies its automatic augmentation, drawing everything from `rng` in that order.
     pub fn apply<R: Rng + ?Sized>(&self, image: &RgbImage, rng: &mut R) -> Result<RgbImage> {
         check_not_empty(image)?;
         let exact = |img: &RgbImage| resize_rgb(img, None, self.size.width, self.size.height, self.resample);
-        match self.kind {
-            TransformKind::Eval(EvalResize::Exact) | TransformKind::Train(Augmentation::None) => exact(image),
+        let train = match &self.kind {
+            TransformKind::Eval(EvalResize::Exact) => return exact(image),
             TransformKind::Eval(EvalResize::ShortestEdgeCenterCrop { shortest_edge }) => {
-                Ok(center_crop(&resize_shortest_edge(image, shortest_edge, self.resample)?, self.size))
+                return Ok(center_crop(&resize_shortest_edge(image, *shortest_edge, self.resample)?, self.size));
             }
-            TransformKind::Train(Augmentation::RandomResizedCropFlip) => {
-                let mut out = RandomResizedCrop::default().apply(image, self.size, self.resample, rng)?;
-                random_hflip(&mut out, 0.5, rng);
-                Ok(out)
+            TransformKind::Train(train) => train,
+        };
+        let out = match train.augmentation {
+            Augmentation::None => exact(image)?,
+            Augmentation::RandomResizedCropFlip => {
+                let mut out = train.random_resized_crop().apply(image, self.size, self.resample, rng)?;
+                random_hflip(&mut out, train.hflip, rng);
+                out
             }
-            TransformKind::Train(Augmentation::PadCropFlip) => {
+            Augmentation::PadCropFlip => {
                 let resized;
                 let base = if image.width() == self.size.width && image.height() == self.size.height {
                     image
@@ -289,9 +407,13 @@ impl Transform {
                     &resized
                 };
                 let mut out = pad_random_crop(base, self.size, PAD_CROP_PADDING, rng);
-                random_hflip(&mut out, 0.5, rng);
-                Ok(out)
+                random_hflip(&mut out, train.hflip, rng);
+                out
             }
+        };
+        if train.auto_augment.is_none() {
+            return Ok(out);
         }
+        Ok(train.auto_augment.apply_with(&out, &train.timm_hparams, rng))
     }
 }

@@ -162,7 +162,13 @@ impl ImageBatcher {
         if per_image > 0 {
             pixel_values.par_chunks_mut(per_image).zip(items.par_iter()).for_each(|(out, sample)| {
                 match self.augment(sample) {
-                    Ok(img) => self.normalizer.apply(&img, out),
+                    Ok(img) => {
+                        self.normalizer.apply(&img, out);
+                        if let Some(erasing) = self.transform.random_erasing() {
+                            let mut rng = sample_rng(self.seed, sample.epoch, sample.index, RngStream::Erase);
+                            erasing.apply(out, channels, size.height as usize, size.width as usize, &mut rng);
+                        }
+                    }
                     Err(e) => eprintln!("warning: sample {} replaced by zeros: {e}", sample.index),
                 }
             });

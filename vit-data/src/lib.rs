@@ -6,6 +6,7 @@
 //! [`ImageDataset::split`]) → Burn `DataLoaderBuilder::new(ImageBatcher::new(..)).build(dataset)`.
 
 pub mod augment;
+pub mod auto_augment;
 pub mod batcher;
 pub mod cifar;
 pub mod convert;
@@ -17,11 +18,16 @@ pub mod imagefolder;
 pub mod mask;
 pub mod mixup;
 pub mod processor;
+pub mod random_erasing;
 pub mod resize;
 pub mod rng;
 pub mod spelling;
 
+pub use augment::TrainAugmentation;
 pub use augment::{Augmentation, EvalResize, PAD_CROP_PADDING, RandomResizedCrop, Transform, TransformKind};
+pub use auto_augment::{
+    AugmentInterpolation, AutoAugment, AutoAugmentPolicy, RandAugmentConfig, TimmHparams, TrivialAugmentWide,
+};
 pub use batcher::{HostBatch, ImageBatch, ImageBatcher};
 pub use cifar::{CIFAR_IMAGE_BYTES, Cifar, CifarKind, CifarLoadOptions, CifarSplit, load_cifar};
 pub use dataset::{DEFAULT_VALIDATION_SHARE, ImageDataset, ImageSample, ImageSource, SplitMode};
@@ -35,6 +41,7 @@ pub use processor::{
     IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, ImageProcessor,
     ImageSize, Normalization, Normalizer, PREPROCESSOR_CONFIG,
 };
+pub use random_erasing::{EraseMode, RandomErasing};
 pub use resize::{CropBox, Resample, resize_rgb};
 pub use rng::SplitMix64;
 pub use spelling::UnknownSpelling;

@@ -17,6 +17,8 @@ pub enum RngStream {
     Shuffle = 3,
     /// Mixup/CutMix decisions of a batch (keyed by epoch and the batch's first sample index).
     Mixup = 4,
+    /// Random erasing of a normalised sample.
+    Erase = 5,
 }
 
 /// SplitMix64 finaliser: a well-mixed 64-bit hash of `x`.
