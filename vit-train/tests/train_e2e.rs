@@ -355,6 +355,12 @@ fn bad_configs_name_their_field() {
             "data.test_dir: only for an ImageFolder",
         ),
         (good.replace("lr = 2e-3", "lr = 2e-3\nmin_lr = 1.0"), "optimizer.min_lr"),
+        (good.replace("batch_size = 16", "batch_size = 16\nauto_augment = \"rand-m9-x3\""), "auto_augment"),
+        (good.replace("batch_size = 16", "batch_size = 16\nauto_augment = \"randaugment\""), "auto_augment"),
+        (good.replace("batch_size = 16", "batch_size = 16\ncrop_scale = [0.5, 0.2]"), "data.crop_scale"),
+        (good.replace("batch_size = 16", "batch_size = 16\nhflip = 2.0"), "data.hflip"),
+        (good.replace("batch_size = 16", "batch_size = 16\nrandom_erasing_mode = \"noise\""), "random_erasing_mode"),
+        (good.replace("batch_size = 16", "batch_size = 16\nmixup_mode = \"elements\""), "did you mean \"elem\""),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
         let config = write_config(tmp.path(), &format!("bad{i}.toml"), text);
@@ -688,6 +694,11 @@ fn assert_stdout(output: &std::process::Output) -> String {
 fn timm_recipe(data: &std::path::Path, out: &std::path::Path, epochs: usize, extra_run: &str) -> String {
     classification_config(data, out, epochs)
         .replace("[data]", "drop_path_rate = 0.2\n[data]")
+        .replace(
+            "augmentation = \"pad-crop-flip\"",
+            "augmentation = \"random-resized-crop\"\ncrop_scale = [0.35, 1.0]\nhflip = 0.3\n\
+             auto_augment = \"rand-m9-mstd0.5-inc1\"\nrandom_erasing = 0.25\nrandom_erasing_mode = \"pixel\"",
+        )
         .replace("batch_size = 16", "batch_size = 16\nmixup_alpha = 0.8\ncutmix_alpha = 1.0\nmixup_mode = \"elem\"")
         .replace("[optimizer]", "[optimizer]\nlabel_smoothing = 0.1")
         .replace("lr = 2e-3", "lr = 2e-3\nmin_lr = 1e-4\nwarmup_lr = 1e-5")

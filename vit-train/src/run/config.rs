@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use vit_data::{Augmentation, MixupMode, Normalization, Resample};
+use vit_data::{Augmentation, AutoAugment, EraseMode, MixupMode, Normalization, Resample};
 use vit_model::ViTConfig;
 
 use super::schedule::Decay;
@@ -252,6 +252,29 @@ pub struct DataSection {
     /// CutMix box size as `[min, max]` shares of the image side (timm's `cutmix_minmax`); sets
     /// `cutmix_alpha` to 1 as timm does.
     pub cutmix_minmax: Option<[f64; 2]>,
+    /// RandomResizedCrop's range of crop areas, as shares of the image (torchvision's `scale`).
+    #[serde(default = "default_crop_scale")]
+    pub crop_scale: [f64; 2],
+    /// RandomResizedCrop's range of aspect ratios (torchvision's `ratio`).
+    #[serde(default = "default_crop_ratio")]
+    pub crop_ratio: [f64; 2],
+    /// Probability of a horizontal flip in the training augmentation (timm's `hflip`).
+    #[serde(default = "default_half")]
+    pub hflip: f64,
+    /// Automatic augmentation after crop and flip: `none`, a timm RandAugment string
+    /// (`rand-m9-mstd0.5-inc1`), `trivialaugment`, `autoaugment-cifar10`, `autoaugment-imagenet`,
+    /// `autoaugment-svhn`.
+    #[serde(default)]
+    pub auto_augment: AutoAugment,
+    /// Probability of timm's RandomErasing on each normalised training image (timm's `reprob`).
+    #[serde(default)]
+    pub random_erasing: f64,
+    /// What erased pixels become: `const` (zeros), `rand` (per channel) or `pixel` (timm's `remode`).
+    #[serde(default)]
+    pub random_erasing_mode: EraseMode,
+    /// Most boxes erased per image (timm's `recount`).
+    #[serde(default = "default_one_count")]
+    pub random_erasing_count: usize,
     /// Probability of mixing a batch (or pair, or sample) at all (timm's `mixup_prob`).
     #[serde(default = "default_one")]
     pub mixup_prob: f64,
@@ -400,6 +423,15 @@ impl Default for RunSection {
 
 fn default_augmentation() -> Augmentation {
     Augmentation::RandomResizedCropFlip
+}
+fn default_crop_scale() -> [f64; 2] {
+    [0.08, 1.0]
+}
+fn default_crop_ratio() -> [f64; 2] {
+    [3.0 / 4.0, 4.0 / 3.0]
+}
+fn default_one_count() -> usize {
+    1
 }
 fn default_one() -> f64 {
     1.0

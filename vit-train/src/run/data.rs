@@ -5,6 +5,7 @@ use vit_data::{
     Cifar, CifarKind, CifarSplit, EvalResize, ImageBatcher, ImageDataset, ImageFolder, ImageFolderOptions,
     ImageProcessor, ImageSize, MaskGenerator, Mixup, MixupConfig, SplitMode, Transform, download_cifar,
 };
+use vit_data::{AugmentInterpolation, RandomErasing, TimmHparams, TrainAugmentation};
 
 use super::config::{DataSection, DatasetKind, ValidationSource};
 
@@ -90,6 +91,23 @@ pub fn processor(data: &DataSection, num_channels: usize) -> Result<ImageProcess
     Ok(p.with_num_channels(num_channels))
 }
 
+/// The training augmentation of `data`: crop and flip, automatic augmentation (timm's fill is the
+/// normalisation mean; its interpolation is random per op, timm's default), random erasing.
+pub fn train_augmentation(data: &DataSection, processor: &ImageProcessor) -> TrainAugmentation {
+    let [s0, s1] = data.crop_scale;
+    let [r0, r1] = data.crop_ratio;
+    TrainAugmentation {
+        augmentation: data.augmentation,
+        crop_scale: (s0, s1),
+        crop_ratio: (r0, r1),
+        hflip: data.hflip,
+        auto_augment: data.auto_augment,
+        timm_hparams: TimmHparams::from_mean(&processor.image_mean, AugmentInterpolation::Random),
+        random_erasing: RandomErasing::new(data.random_erasing, data.random_erasing_mode)
+            .with_max_count(data.random_erasing_count.min(u32::MAX as usize) as u32),
+    }
+}
+
 /// Training and evaluation batchers; with `mask = Some((mask_patch, model_patch))` both also make
 /// SimMIM masks. `mixing` (a classification run's label smoothing and class count) adds the
 /// data section's Mixup/CutMix to the training batcher when they are on.
@@ -101,7 +119,9 @@ pub fn batchers(
     mixing: Option<(f64, usize)>,
 ) -> Result<(ImageBatcher, ImageBatcher)> {
     let size = ImageSize { height: data.image_size as u32, width: data.image_size as u32 };
-    let mut train = ImageBatcher::new(Transform::train(size, processor.resample, data.augmentation), processor, seed)?;
+    let augment = train_augmentation(data, processor);
+    let transform = Transform::train_with(size, processor.resample, augment)?;
+    let mut train = ImageBatcher::new(transform, processor, seed)?;
     if let Some((label_smoothing, num_classes)) = mixing
         && data.mixes()
     {

@@ -49,6 +49,19 @@ impl RunConfig {
             bail!("data.test_dir: only for an ImageFolder dataset; CIFAR's test set is its test batch");
         }
         check_range("data.mask_ratio", d.mask_ratio, 0.0..=1.0)?;
+        let [scale_lo, scale_hi] = d.crop_scale;
+        if !(scale_lo.is_finite() && scale_hi.is_finite() && 0.0 < scale_lo && scale_lo <= scale_hi && scale_hi <= 1.0) {
+            bail!("data.crop_scale: must be [min, max] with 0 < min <= max <= 1, got [{scale_lo}, {scale_hi}]");
+        }
+        let [ratio_lo, ratio_hi] = d.crop_ratio;
+        if !(ratio_lo.is_finite() && ratio_hi.is_finite() && 0.0 < ratio_lo && ratio_lo <= ratio_hi) {
+            bail!("data.crop_ratio: must be [min, max] with 0 < min <= max, got [{ratio_lo}, {ratio_hi}]");
+        }
+        check_range("data.hflip", d.hflip, 0.0..=1.0)?;
+        check_range("data.random_erasing", d.random_erasing, 0.0..=1.0)?;
+        if !(1..=64).contains(&d.random_erasing_count) {
+            bail!("data.random_erasing_count: must be between 1 and 64, got {}", d.random_erasing_count);
+        }
         check_range("data.mixup_alpha", d.mixup_alpha, 0.0..)?;
         check_range("data.cutmix_alpha", d.cutmix_alpha, 0.0..)?;
         check_range("data.mixup_prob", d.mixup_prob, 0.0..=1.0)?;
