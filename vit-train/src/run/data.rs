@@ -1,11 +1,11 @@
 //! The `[data]` section turned into datasets, preprocessing and batchers.
 
 use anyhow::{Context, Result, bail};
+use vit_data::{AugmentInterpolation, RandomErasing, TimmHparams, TrainAugmentation};
 use vit_data::{
     Cifar, CifarKind, CifarSplit, EvalResize, ImageBatcher, ImageDataset, ImageFolder, ImageFolderOptions,
     ImageProcessor, ImageSize, MaskGenerator, Mixup, MixupConfig, SplitMode, Transform, download_cifar,
 };
-use vit_data::{AugmentInterpolation, RandomErasing, TimmHparams, TrainAugmentation};
 
 use super::config::{DataSection, DatasetKind, ValidationSource};
 

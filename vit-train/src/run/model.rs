@@ -17,9 +17,7 @@ use super::plan::RunPlan;
 /// Python's `huggingface_hub`; `HF_HOME`, `HF_ENDPOINT`, `HF_TOKEN` and `HF_HUB_OFFLINE` are
 /// honoured) and its snapshot directory returned.
 pub fn resolve_reference(reference: &Path, setting: &str) -> Result<PathBuf> {
-    let text = reference
-        .to_str()
-        .with_context(|| format!("{setting}: {} is not valid UTF-8", reference.display()))?;
+    let text = reference.to_str().with_context(|| format!("{setting}: {} is not valid UTF-8", reference.display()))?;
     let resolved = vit_hub::resolve_model(text, &vit_hub::HubOptions::from_env()).context(setting.to_string())?;
     if let (Some(repo), Some(commit)) = (&resolved.repo, &resolved.commit) {
         eprintln!("{setting}: {repo} at commit {commit} ({})", resolved.dir.display());

@@ -50,7 +50,8 @@ impl RunConfig {
         }
         check_range("data.mask_ratio", d.mask_ratio, 0.0..=1.0)?;
         let [scale_lo, scale_hi] = d.crop_scale;
-        if !(scale_lo.is_finite() && scale_hi.is_finite() && 0.0 < scale_lo && scale_lo <= scale_hi && scale_hi <= 1.0) {
+        if !(scale_lo.is_finite() && scale_hi.is_finite() && 0.0 < scale_lo && scale_lo <= scale_hi && scale_hi <= 1.0)
+        {
             bail!("data.crop_scale: must be [min, max] with 0 < min <= max <= 1, got [{scale_lo}, {scale_hi}]");
         }
         let [ratio_lo, ratio_hi] = d.crop_ratio;
