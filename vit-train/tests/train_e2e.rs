@@ -421,6 +421,14 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     assert!(stderr.contains("micro-batch") && stderr.contains("last good checkpoint"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(std::fs::read(out.join("best/model.safetensors")).unwrap(), best_before, "the export was replaced");
+    // The values are read back at the end of the segment (not every step): the one the non-finite
+    // value came from is named, and nothing of epoch 3 is saved.
+    assert!(stderr.contains("at micro-batch 6."), "{stderr}");
+    let saved: Vec<String> = std::fs::read_dir(out.join("checkpoint"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(saved.iter().all(|f| !f.contains("-3.")), "a checkpoint of the non-finite epoch was saved: {saved:?}");
     let exported = tmp.path().join("epoch2");
     assert_ok(&vit_train(&[
         "export",

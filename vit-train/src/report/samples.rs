@@ -3,6 +3,8 @@
 //! Small images (CIFAR's 32 px) are enlarged (nearest neighbour) so the tiles can be read.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use burn::tensor::{Bool, Tensor};
@@ -34,6 +36,8 @@ pub struct SampleWriter {
     pub std: Vec<f32>,
     /// Images per grid.
     pub rows: usize,
+    /// Grids being written in the background.
+    pub pending: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 fn values(tensor: Tensor<4>, what: &str) -> Result<Vec<f32>> {
@@ -46,6 +50,37 @@ fn values(tensor: Tensor<4>, what: &str) -> Result<Vec<f32>> {
 }
 
 impl SampleWriter {
+    /// A writer of a grid of `rows` images into `dir` every `every` micro-batches.
+    pub fn new(dir: PathBuf, every: usize, mean: Vec<f32>, std: Vec<f32>, rows: usize) -> Self {
+        Self { dir, every, mean, std, rows, pending: Arc::default() }
+    }
+
+    /// Writes the grid of `step` on a thread of its own (reading the tensors back there), so that
+    /// the training step does not wait for it; [`wait`](Self::wait) joins them.
+    pub fn write_in_background(
+        &self,
+        step: usize,
+        pixels: Tensor<4>,
+        mask: Tensor<2, Bool>,
+        reconstruction: Tensor<4>,
+    ) {
+        let writer = self.clone();
+        let handle = std::thread::spawn(move || {
+            if let Err(e) = writer.write(step, &pixels, &mask, &reconstruction) {
+                eprintln!("warning: cannot write the reconstruction grid of step {step}: {e:#}");
+            }
+        });
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(handle);
+    }
+
+    /// Waits for every grid being written.
+    pub fn wait(&self) {
+        let handles = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+
     /// Whether micro-batch `step` gets a grid.
     pub fn due(&self, step: usize) -> bool {
         self.every > 0 && step.is_multiple_of(self.every)
@@ -127,8 +162,7 @@ mod tests {
     fn small_images_are_enlarged_under_titled_columns() {
         let tmp = tempfile::tempdir().unwrap();
         let device = Device::flex();
-        let writer =
-            SampleWriter { dir: tmp.path().to_path_buf(), every: 1, mean: vec![0.5; 3], std: vec![0.5; 3], rows: 2 };
+        let writer = SampleWriter::new(tmp.path().to_path_buf(), 1, vec![0.5; 3], vec![0.5; 3], 2);
         let pixels = Tensor::<4>::from_data(TensorData::new(vec![1.0f32; 2 * 3 * 32 * 32], [2, 3, 32, 32]), &device);
         let mask = Tensor::<2, Bool>::from_data(
             TensorData::new(vec![true, false, false, true, true, false, false, true], [2, 4]),

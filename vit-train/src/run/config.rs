@@ -228,6 +228,9 @@ pub struct DataSection {
     /// Threads decoding and augmenting (0: all cores).
     #[serde(default)]
     pub workers: usize,
+    /// Batches prepared ahead of the model on the loader's thread.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
     /// Normalisation: `half` (mean = std = 0.5, HF's default) or `imagenet`.
     #[serde(default = "default_normalize")]
     pub normalize: Normalization,
@@ -429,6 +432,9 @@ fn default_crop_scale() -> [f64; 2] {
 }
 fn default_crop_ratio() -> [f64; 2] {
     [3.0 / 4.0, 4.0 / 3.0]
+}
+fn default_prefetch() -> usize {
+    super::loader::DEFAULT_PREFETCH
 }
 fn default_one_count() -> usize {
     1

@@ -2,9 +2,19 @@
 //! and scaled for gradient accumulation, the gradients' global norm checked and clipped as
 //! `torch.nn.utils.clip_grad_norm_`, and the optimizer step skipped or the run stopped on a
 //! non-finite loss or norm (with `--skip-nonfinite`, stopped after too many skips in a row).
+//!
+//! Reading a value back to the host drains a GPU's queue, so by default (stop on a non-finite
+//! value) the step reads nothing: the clip factor `min(1, max_norm / (norm + 1e-6))` is computed
+//! and applied on the device, and each micro-batch's loss and norm are kept, as device tensors,
+//! until a flush reads them all back at once — every `flush_every` optimizer steps (the run's
+//! `log_every`), at each segment's last step (before validation and the checkpoint), and before a
+//! checkpoint is written ([`StepGuard::checkpoint_gate`]). A non-finite value found then stops the
+//! run with the micro-batch it came from; the steps run since (fewer than `flush_every`) are not
+//! saved. `--skip-nonfinite` has to decide before each optimizer step whether to apply it, so it
+//! reads the loss and the norm at every step.
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
@@ -37,8 +47,41 @@ pub struct NonFinite {
     pub value: f64,
 }
 
+/// Host reads of training values the guard has made in this process (for tests and benchmarks:
+/// a step that reads nothing leaves it unchanged).
+static HOST_READS: AtomicUsize = AtomicUsize::new(0);
+
+/// The guard's host reads so far in this process.
+pub fn host_reads() -> usize {
+    HOST_READS.load(Ordering::SeqCst)
+}
+
+/// Reads one-element tensors back to the host in one transfer (one counted read).
+fn read_values(values: Vec<Tensor<1>>) -> Vec<f64> {
+    if values.is_empty() {
+        return Vec::new();
+    }
+    HOST_READS.fetch_add(1, Ordering::SeqCst);
+    let n = values.len();
+    let data = Tensor::cat(values, 0).into_data().convert::<f32>();
+    match data.try_into_vec::<f32>() {
+        Ok(v) => v.into_iter().map(f64::from).collect(),
+        Err(_) => vec![f64::NAN; n],
+    }
+}
+
+/// A value kept on the device until the next flush.
+#[derive(Debug)]
+struct Pending {
+    micro_batch: usize,
+    what: &'static str,
+    value: Tensor<1>,
+}
+
 #[derive(Debug, Default)]
 struct Record {
+    /// Values not yet read back (stop policy).
+    pending: Vec<Pending>,
     /// Every non-finite value met.
     events: Vec<NonFinite>,
     /// Whether the micro-batches since the last optimizer step had a non-finite loss.
@@ -63,6 +106,8 @@ pub struct StepGuard {
     pub max_grad_norm: f64,
     /// Loss multiplier (1 / gradient accumulation), as HF divides the loss.
     pub loss_scale: f64,
+    /// Deferred values are read back every this many optimizer steps (and at segment ends).
+    pub flush_every: usize,
 }
 
 impl std::fmt::Debug for StepGuard {
@@ -91,7 +136,48 @@ impl StepGuard {
             interrupter,
             max_grad_norm,
             loss_scale: 1.0 / accumulation.max(1) as f64,
+            flush_every: 1,
         }
+    }
+
+    /// Reads deferred values back every `steps` optimizer steps (at least 1).
+    pub fn flushing_every(mut self, steps: usize) -> Self {
+        self.flush_every = steps.max(1);
+        self
+    }
+
+    /// Reads back every deferred loss and norm (one host read) and applies the policy to the
+    /// first non-finite one; returns whether all were finite.
+    pub fn flush(&self) -> bool {
+        let pending = std::mem::take(&mut self.lock().pending);
+        let (meta, tensors): (Vec<_>, Vec<_>) = pending.into_iter().map(|p| ((p.micro_batch, p.what), p.value)).unzip();
+        let values = read_values(tensors);
+        let mut finite = true;
+        for ((micro_batch, what), value) in meta.into_iter().zip(values) {
+            if !value.is_finite() && finite {
+                finite = false;
+                self.report_at(micro_batch, what, value);
+            }
+        }
+        finite && self.lock().events.is_empty()
+    }
+
+    /// The checkpointer's question: flushes, and says whether the run's state may be saved (no
+    /// non-finite value met so far, under the stop policy).
+    pub fn may_save(&self) -> bool {
+        self.flush() || self.policy != NonFinitePolicy::Stop
+    }
+
+    fn defer(&self, what: &'static str, value: Tensor<1>) {
+        let micro_batch = self.clock.micro_batch();
+        self.lock().pending.push(Pending { micro_batch, what, value: value.without_autodiff() });
+    }
+
+    /// Whether the optimizer step just taken ends a flush interval or a segment.
+    fn flush_due(&self) -> bool {
+        let step = self.clock.step();
+        let segment_end = self.clock.segments().steps(self.clock.segment()).end;
+        step.is_multiple_of(self.flush_every) || step >= segment_end
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
@@ -110,7 +196,11 @@ impl StepGuard {
 
     /// Records a non-finite `value` of `what` and applies the policy to the coming update.
     fn report(&self, what: &'static str, value: f64) {
-        let micro_batch = self.clock.micro_batch();
+        self.report_at(self.clock.micro_batch(), what, value);
+    }
+
+    /// [`report`](Self::report) for micro-batch `micro_batch`.
+    fn report_at(&self, micro_batch: usize, what: &'static str, value: f64) {
         let mut record = self.lock();
         record.events.push(NonFinite { micro_batch, what, value });
         record.skip_next_update = true;
@@ -119,9 +209,13 @@ impl StepGuard {
         }
     }
 
-    /// Checks a loss.
+    /// Checks a loss: now under `--skip-nonfinite`, at the next flush otherwise.
     fn check(&self, loss: &Tensor<1>) {
-        let value = loss.clone().into_scalar::<f32>() as f64;
+        if self.policy == NonFinitePolicy::Stop {
+            self.defer("loss", loss.clone());
+            return;
+        }
+        let value = read_values(vec![loss.clone().without_autodiff()])[0];
         if !value.is_finite() {
             self.report("loss", value);
         }
@@ -151,6 +245,20 @@ impl StepGuard {
         lr: ModuleLearningRate,
         mut grads: GradientsParams,
     ) -> (M, bool) {
+        if self.policy == NonFinitePolicy::Stop {
+            // Nothing is read: the norm and the clip factor stay on the device.
+            if let Some(norm) = global_norm_tensor(&model, &grads) {
+                if self.max_grad_norm > 0.0 {
+                    clip_by(&model, &mut grads, clip_factor(norm.clone(), self.max_grad_norm));
+                }
+                self.defer("gradient norm", norm);
+            }
+            let model = optim.step(lr, model, grads);
+            if self.flush_due() {
+                self.flush();
+            }
+            return (model, true);
+        }
         if self.lock().skip_next_update {
             self.skipped();
             return (model, false);
@@ -223,11 +331,40 @@ impl ModuleVisitor for Scale<'_> {
     }
 }
 
-/// The global L2 norm over every gradient of `model` (0 when there are none).
+/// The global L2 norm over every gradient of `model` (0 when there are none), read back.
 pub fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+    global_norm_tensor(model, grads).map_or(0.0, |norm| read_values(vec![norm])[0])
+}
+
+/// The global L2 norm over every gradient of `model`, on the device (`None` without gradients).
+pub fn global_norm_tensor<M: Module>(model: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
     let mut visitor = SquaredNorm { grads, total: None };
     model.visit(&mut visitor);
-    visitor.total.map_or(0.0, |total| (total.into_scalar::<f32>() as f64).sqrt())
+    visitor.total.map(|total| total.sqrt())
+}
+
+/// `min(1, max_norm / (norm + 1e-6))`, as `clip_grad_norm_` computes it, on the device.
+pub fn clip_factor(norm: Tensor<1>, max_norm: f64) -> Tensor<1> {
+    norm.add_scalar(1e-6).recip().mul_scalar(max_norm).clamp_max(1.0)
+}
+
+struct ScaleBy<'a> {
+    grads: &'a mut GradientsParams,
+    factor: Tensor<1>,
+}
+
+impl ModuleVisitor for ScaleBy<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            let factor = self.factor.clone().reshape([1usize; D]);
+            self.grads.register(param.id, g * factor);
+        }
+    }
+}
+
+/// Multiplies every gradient by the one-element `factor`, on the device.
+pub fn clip_by<M: Module>(model: &M, grads: &mut GradientsParams, factor: Tensor<1>) {
+    model.visit(&mut ScaleBy { grads, factor });
 }
 
 /// Scales every gradient by `max_norm / (norm + 1e-6)` when `norm`, their global L2 norm, exceeds
@@ -236,5 +373,93 @@ pub fn clip_to<M: Module>(model: &M, grads: &mut GradientsParams, norm: f64, max
     let factor = max_norm / (norm + 1e-6);
     if factor < 1.0 {
         model.visit(&mut Scale { grads, factor });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::optim::AdamWConfig;
+    use burn::tensor::{Device, Distribution, Int, TensorData};
+    use burn::train::Interrupter;
+    use vit_model::{Labels, ViTConfig, ViTForImageClassification, ViTForwardOptions};
+
+    use super::*;
+    use crate::run::segments::Segments;
+
+    /// The host reads counter is process-wide: these tests take turns.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    /// Trains a tiny classifier for `micro_batches` under a guard with `policy` (flushing every 4
+    /// steps of 10-step segments), the loss multiplied by NaN at micro-batch `poison`; returns the
+    /// guard and the host reads the steps made.
+    fn train(policy: NonFinitePolicy, micro_batches: usize, poison: Option<usize>) -> (StepGuard, usize) {
+        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let device = Device::flex().autodiff();
+        let config = ViTConfig {
+            hidden_size: 8,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            intermediate_size: 16,
+            image_size: 8,
+            patch_size: 4,
+            ..ViTConfig::default()
+        }
+        .with_num_labels(3);
+        let mut model = ViTForImageClassification::new(&config, &device);
+        let mut optim: ModuleOptimizer = AdamWConfig::new().init();
+        let clock = RunClock::new(Segments::new(10, 1, 3, None, None), 0);
+        let guard = StepGuard::new(policy, Interrupter::new(), 1.0, 1, clock.clone()).flushing_every(4);
+        let pixels = Tensor::<4>::random([4, 3, 8, 8], Distribution::Default, &device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0], [4]), &device);
+        let before = host_reads();
+        clock.begin_next_segment();
+        for micro in 1..=micro_batches {
+            if micro > 10 && (micro - 1) % 10 == 0 {
+                clock.begin_next_segment();
+            }
+            clock.deliver(4);
+            let out = model
+                .forward_with(pixels.clone(), Some(Labels::Classes(labels.clone())), ViTForwardOptions::default())
+                .unwrap();
+            let mut loss = out.loss.unwrap();
+            if poison == Some(micro) {
+                loss = loss.mul_scalar(f32::NAN);
+            }
+            let grads = GradientsParams::from_grads(guarded_backward(Some(&guard), &loss), &model);
+            model = guarded_optimize(Some(guard.clone()), model, &mut optim, 1e-3.into(), grads).0;
+        }
+        (guard.clone(), host_reads() - before)
+    }
+
+    #[test]
+    fn the_default_step_reads_nothing_back_between_flushes() {
+        // 12 steps over two 10-step segments, flushed every 4 steps: after steps 4, 8 and 10
+        // (segment end) and 12, i.e. 4 reads for 12 steps instead of 24.
+        let (guard, reads) = train(NonFinitePolicy::Stop, 12, None);
+        assert_eq!(reads, 4);
+        assert!(guard.events().is_empty() && guard.flush());
+        // Nothing pending, nothing read.
+        let idle = host_reads();
+        assert!(guard.may_save());
+        assert_eq!(host_reads(), idle);
+    }
+
+    #[test]
+    fn a_deferred_non_finite_loss_is_found_at_the_next_flush_with_its_micro_batch() {
+        let (guard, _) = train(NonFinitePolicy::Stop, 3, Some(2));
+        assert!(guard.events().is_empty(), "not read yet: no flush before step 4");
+        assert!(!guard.may_save(), "the checkpointer's flush finds it");
+        let events = guard.events();
+        assert_eq!((events[0].micro_batch, events[0].what), (2, "loss"), "{events:?}");
+        assert!(guard.interrupter.should_stop());
+    }
+
+    #[test]
+    fn skipping_reads_the_loss_and_the_norm_at_every_step() {
+        let (guard, reads) = train(NonFinitePolicy::Skip { max_consecutive: 3 }, 5, Some(3));
+        // Loss and norm of each step, the norm of the skipped step not computed.
+        assert_eq!(reads, 2 * 5 - 1);
+        assert_eq!(guard.events().len(), 1);
+        assert!(!guard.gave_up());
     }
 }

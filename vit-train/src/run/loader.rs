@@ -10,7 +10,8 @@
 //! the whole dataset in order, as epoch 0.
 //!
 //! Batches are prepared on a background thread (decoding and augmentation in parallel with
-//! rayon inside the batch) while the model works on the previous one. The training loader moves
+//! rayon inside the batch) while the model works on earlier ones, up to `prefetch` batches ahead
+//! (`data.prefetch`). The training loader moves
 //! the run's [`RunClock`] as it starts a segment and as it hands each batch over.
 
 use std::sync::Arc;
@@ -51,8 +52,13 @@ pub struct EpochLoader {
     /// A slice (burn-train's multi-device split) serves the share `start / of .. end / of` of
     /// every pass's items; `None` serves them all.
     part: Option<(usize, usize, usize)>,
+    /// Batches prepared ahead of the model (at least 1).
+    prefetch: usize,
     device: Device,
 }
+
+/// Batches in flight when not set: one being trained on, two ready.
+pub const DEFAULT_PREFETCH: usize = 2;
 
 /// The micro-batches of one real epoch within a pass: the epoch and the dataset positions.
 type Piece = (u64, Vec<usize>);
@@ -99,8 +105,15 @@ impl EpochLoader {
             clock,
             next_pass: AtomicUsize::new(next_pass),
             part: None,
+            prefetch: DEFAULT_PREFETCH,
             device,
         }
+    }
+
+    /// Prepares up to `batches` batches ahead of the model (`data.prefetch`; at least 1).
+    pub fn with_prefetch(mut self, batches: usize) -> Self {
+        self.prefetch = batches.max(1);
+        self
     }
 
     /// The clock this loader moves: the training loader and its first slice.
@@ -161,6 +174,7 @@ impl EpochLoader {
             clock: self.clock.clone(),
             next_pass: AtomicUsize::new(self.upcoming_pass()),
             part,
+            prefetch: self.prefetch,
             device,
         }
     }
@@ -225,7 +239,7 @@ impl DataLoader<ImageBatch> for EpochLoader {
         }
         let pieces = self.pass(k);
         let totals = pieces.iter().map(|(_, ps)| ps.len()).collect();
-        let (sender, receiver) = sync_channel(2);
+        let (sender, receiver) = sync_channel(self.prefetch);
         let dataset = self.dataset.clone();
         let batcher = self.batcher.clone();
         let batch_size = self.batch_size;

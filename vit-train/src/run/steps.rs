@@ -186,12 +186,10 @@ impl TrainStep for SimMimStep {
         let (pixels, mask) = (batch.pixel_values.clone(), batch.bool_masked_pos.clone());
         let (item, reconstruction) = self.forward(batch, self.drop_path.at(self.guard.as_ref()));
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
-        if let (Some(writer), Some(guard), Some(mask)) = (&self.samples, &self.guard, &mask) {
+        if let (Some(writer), Some(guard), Some(mask)) = (&self.samples, &self.guard, mask) {
             let step = guard.clock.micro_batch();
-            if writer.due(step)
-                && let Err(e) = writer.write(step, &pixels, mask, &reconstruction)
-            {
-                eprintln!("warning: cannot write the reconstruction grid of step {step}: {e:#}");
+            if writer.due(step) {
+                writer.write_in_background(step, pixels, mask, reconstruction.without_autodiff());
             }
         }
         TrainOutput::new(self, grads, item)

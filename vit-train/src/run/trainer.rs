@@ -2,7 +2,7 @@
 //! `Learner`, and the best model exported at the end.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
@@ -21,7 +21,7 @@ use vit_data::ImageBatch;
 use vit_model::{PretrainedViT, ViTForImageClassification};
 
 use super::checkpoint_sets::{CheckpointSets, latest_intact, remove_stale_temporaries};
-use super::checkpointer::SetCheckpointer;
+use super::checkpointer::{SaveGate, SetCheckpointer};
 use super::clock::RunClock;
 use super::config::Task;
 use super::data::batchers;
@@ -48,6 +48,15 @@ pub struct TrainSummary {
     pub exported: PathBuf,
 }
 
+/// The run's guard, made once burn-train's interrupter exists, after the checkpointers that ask it.
+type GuardSlot = Arc<OnceLock<StepGuard>>;
+
+/// The checkpointers' gate: closed once the guard has met a non-finite value.
+fn gate(slot: &GuardSlot) -> SaveGate {
+    let slot = slot.clone();
+    Arc::new(move || slot.get().is_none_or(StepGuard::may_save))
+}
+
 /// A planned run with its loaders and clock, ready to launch.
 struct Launch {
     plan: RunPlan,
@@ -59,7 +68,7 @@ struct Launch {
 }
 
 impl Launch {
-    fn training<M>(&self, ema: Option<EmaValidation>) -> Result<SupervisedTraining<M>>
+    fn training<M>(&self, ema: Option<EmaValidation>, guard: &GuardSlot) -> Result<SupervisedTraining<M>>
     where
         M: LearnerModel + TrainStep<Input = ImageBatch> + InferenceStep<Input = ImageBatch>,
     {
@@ -77,9 +86,9 @@ impl Launch {
         let sets = CheckpointSets::new(&dir.checkpoint_dir()).retiring(self.retired.clone());
         let mut training = SupervisedTraining::new(dir.root(), self.train.clone(), self.valid.clone())
             .with_custom_checkpointers(
-                SetCheckpointer::new(&sets, "model"),
-                SetCheckpointer::new(&sets, "optim"),
-                SetCheckpointer::new(&sets, "scheduler"),
+                SetCheckpointer::new(&sets, "model").gated(gate(guard)),
+                SetCheckpointer::new(&sets, "optim").gated(gate(guard)),
+                SetCheckpointer::new(&sets, "scheduler").gated(gate(guard)),
             )
             .with_checkpointing_strategy(strategy)
             .renderer(Box::new(renderer))
@@ -120,6 +129,7 @@ impl Launch {
         };
         let o = &self.plan.config.optimizer;
         StepGuard::new(policy, interrupter, o.max_grad_norm, o.grad_accumulation, self.clock.clone())
+            .flushing_every(self.plan.config.run.log_every)
     }
 
     /// What is left of the run to fall back on, for messages.
@@ -132,6 +142,7 @@ impl Launch {
     }
 
     fn check_guard(&self, guard: &StepGuard) -> Result<()> {
+        guard.flush();
         let events = guard.events();
         let Some(first) = events.first() else { return Ok(()) };
         if !self.plan.options.skip_nonfinite {
@@ -334,13 +345,16 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
         config.run.seed,
         clock.clone(),
         train_device.clone(),
-    );
+    )
+    .with_prefetch(config.data.prefetch);
     let valid_loader =
-        EpochLoader::evaluation(valid_data, eval_batcher, config.data.eval_batch_size(), train_device.clone());
+        EpochLoader::evaluation(valid_data, eval_batcher, config.data.eval_batch_size(), train_device.clone())
+            .with_prefetch(config.data.prefetch);
     let optimizer = build_optimizer(&config.optimizer)?;
     let scheduler = build_schedule(&config.optimizer, plan.segments.total_steps, plan.vit_config.num_hidden_layers)?;
     let launch = Launch { plan, retired, clock, train: Arc::new(train_loader), valid: Arc::new(valid_loader) };
 
+    let slot = GuardSlot::default();
     let exported = match config.task {
         Task::Classification => {
             let mut model = model::classifier(&launch.plan, &train_device)?;
@@ -353,7 +367,7 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
             });
             let ema = ema_run.as_ref().map(|_| ViTForImageClassification::new(&launch.plan.vit_config, &train_device));
             let mut training = launch
-                .training::<ClassifierStep>(ema_run.as_ref().map(|r| r.validation.clone()))?
+                .training::<ClassifierStep>(ema_run.as_ref().map(|r| r.validation.clone()), &slot)?
                 .metrics((AccuracyMetric::new(), LossMetric::new()))
                 .metric_train_numeric(LearningRateMetric::new());
             if launch.plan.data.classes.len() > 5 {
@@ -362,6 +376,7 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
                     .metric_valid_numeric(TopKAccuracyMetric::new(5));
             }
             let guard = launch.guard(training.interrupter());
+            let _ = slot.set(guard.clone());
             let step = ClassifierStep {
                 model,
                 interpolate_pos_encoding: launch.plan.interpolate_pos_encoding,
@@ -388,20 +403,26 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
             let model = model::simmim(&launch.plan, &train_device)?;
             launch.save_model_files()?;
             let training = launch
-                .training::<SimMimStep>(None)?
+                .training::<SimMimStep>(None, &slot)?
                 .metrics((LossMetric::new(),))
                 .metric_train_numeric(LearningRateMetric::new());
             let guard = launch.guard(training.interrupter());
-            let samples = SampleWriter {
-                dir: launch.plan.dir.samples_dir(),
-                every: config.run.sample_every,
-                mean: launch.plan.processor.image_mean.clone(),
-                std: launch.plan.processor.image_std.clone(),
-                rows: 8,
+            let _ = slot.set(guard.clone());
+            let samples = SampleWriter::new(
+                launch.plan.dir.samples_dir(),
+                config.run.sample_every,
+                launch.plan.processor.image_mean.clone(),
+                launch.plan.processor.image_std.clone(),
+                8,
+            );
+            let step = SimMimStep {
+                model,
+                guard: Some(guard.clone()),
+                samples: Some(samples.clone()),
+                drop_path: launch.drop_path(),
             };
-            let step =
-                SimMimStep { model, guard: Some(guard.clone()), samples: Some(samples), drop_path: launch.drop_path() };
             let result = training.launch(Learner::new(step, optimizer, scheduler));
+            samples.wait();
             launch.check_guard(&guard)?;
             if let Some(error) = result.error {
                 bail!("training failed: {error}");

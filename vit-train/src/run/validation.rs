@@ -60,6 +60,9 @@ impl RunConfig {
         }
         check_range("data.hflip", d.hflip, 0.0..=1.0)?;
         check_range("data.random_erasing", d.random_erasing, 0.0..=1.0)?;
+        if !(1..=64).contains(&d.prefetch) {
+            bail!("data.prefetch: must be between 1 and 64 batches, got {}", d.prefetch);
+        }
         if !(1..=64).contains(&d.random_erasing_count) {
             bail!("data.random_erasing_count: must be between 1 and 64, got {}", d.random_erasing_count);
         }
