@@ -105,6 +105,8 @@ pub(super) struct Curves {
     train_acc: Points,
     valid_acc: Points,
     valid_top5: Points,
+    ema_loss: Points,
+    ema_acc: Points,
     lr: Points,
 }
 
@@ -130,19 +132,39 @@ impl Curves {
                     // The lr of a valid row (if any) is the one the epoch ended with; the train
                     // rows already carry it, so it is not drawn twice.
                 }
+                "valid_ema" => {
+                    push(&mut c.ema_loss, r.loss);
+                    push(&mut c.ema_acc, r.accuracy);
+                }
                 _ => {}
             }
         }
-        for pts in
-            [&mut c.train_loss, &mut c.valid_loss, &mut c.train_acc, &mut c.valid_acc, &mut c.valid_top5, &mut c.lr]
-        {
+        for pts in [
+            &mut c.train_loss,
+            &mut c.valid_loss,
+            &mut c.train_acc,
+            &mut c.valid_acc,
+            &mut c.valid_top5,
+            &mut c.ema_loss,
+            &mut c.ema_acc,
+            &mut c.lr,
+        ] {
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         c
     }
 
     fn step_range(&self) -> (f64, f64) {
-        let all = [&self.train_loss, &self.valid_loss, &self.train_acc, &self.valid_acc, &self.valid_top5, &self.lr];
+        let all = [
+            &self.train_loss,
+            &self.valid_loss,
+            &self.train_acc,
+            &self.valid_acc,
+            &self.valid_top5,
+            &self.ema_loss,
+            &self.ema_acc,
+            &self.lr,
+        ];
         let steps = all.iter().flat_map(|pts| pts.iter().map(|p| p.0));
         let (lo, hi) = min_max(steps).unwrap_or((0.0, 1.0));
         let lo = lo.min(0.0);
@@ -304,5 +326,17 @@ mod tests {
             rows.iter().filter(|r| r.split == "train").map(|r| (r.step, r.loss)).collect();
         assert_eq!(train, vec![(10.0, Some(2.0)), (30.0, Some(1.5)), (40.0, Some(1.4))]);
         assert_eq!(rows.iter().filter(|r| r.split == "valid").count(), 2);
+    }
+
+    #[test]
+    fn weight_average_rows_become_their_own_series() {
+        let text = format!(
+            "{HEADER}10,1,train,2.0,30,,1e-3,\n10,1,valid,1.9,35,,,\n10,1,valid_ema,1.7,41,,,\n\
+             20,2,valid,1.5,50,,,\n20,2,valid_ema,1.4,55,,,\n20,2,test,1.3,57,,,\n"
+        );
+        let curves = Curves::from_rows(metrics_csv::parse(&text).unwrap().into_iter().map(Row::from).collect());
+        assert_eq!(curves.ema_loss, vec![(10.0, 1.7), (20.0, 1.4)]);
+        assert_eq!(curves.ema_acc, vec![(10.0, 41.0), (20.0, 55.0)]);
+        assert_eq!(curves.valid_acc, vec![(10.0, 35.0), (20.0, 50.0)], "test rows are not validation points");
     }
 }

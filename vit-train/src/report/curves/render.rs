@@ -18,6 +18,7 @@ struct SeriesSpec<'a> {
 pub(super) const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 pub(super) const VALID_COLOR: RGBColor = RGBColor(214, 39, 40);
 pub(super) const TOP5_COLOR: RGBColor = RGBColor(255, 127, 14);
+pub(super) const EMA_COLOR: RGBColor = RGBColor(44, 160, 44);
 pub(super) const LR_COLOR: RGBColor = RGBColor(44, 160, 44);
 
 pub(super) fn render(curves: &Curves, title: &str, buf: &mut [u8], width: u32, height: u32) -> Result<()> {
@@ -36,6 +37,9 @@ pub(super) fn render(curves: &Curves, title: &str, buf: &mut [u8], width: u32, h
         SeriesSpec { label: "train", points: &curves.train_acc, color: TRAIN_COLOR, markers: false },
         SeriesSpec { label: "valid", points: &curves.valid_acc, color: VALID_COLOR, markers: true },
     ];
+    if !curves.ema_acc.is_empty() {
+        acc_series.push(SeriesSpec { label: "valid (EMA)", points: &curves.ema_acc, color: EMA_COLOR, markers: true });
+    }
     if !curves.valid_top5.is_empty() {
         acc_series.push(SeriesSpec {
             label: "valid top-5",
@@ -53,6 +57,7 @@ pub(super) fn render(curves: &Curves, title: &str, buf: &mut [u8], width: u32, h
         &[
             SeriesSpec { label: "train", points: &curves.train_loss, color: TRAIN_COLOR, markers: false },
             SeriesSpec { label: "valid", points: &curves.valid_loss, color: VALID_COLOR, markers: true },
+            SeriesSpec { label: "valid (EMA)", points: &curves.ema_loss, color: EMA_COLOR, markers: true },
         ],
         &|v: &f64| format_tick(*v),
         SeriesLabelPosition::UpperRight,
