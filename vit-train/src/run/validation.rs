@@ -107,12 +107,12 @@ impl RunConfig {
                 check_range(field, v, 0.0..)?;
             }
         }
-        let r = &self.run;
-        check_range("run.ema_decay", r.ema_decay, 0.0..1.0)?;
-        if r.ema_decay > 0.0 && self.task != Task::Classification {
+        let run = &self.run;
+        check_range("run.ema_decay", run.ema_decay, 0.0..1.0)?;
+        if run.ema_decay > 0.0 && self.task != Task::Classification {
             bail!("run.ema_decay: the weight average is for classification runs; set it to 0 for SimMIM");
         }
-        if r.export_ema && r.ema_decay == 0.0 {
+        if run.export_ema && run.ema_decay == 0.0 {
             bail!("run.export_ema needs a weight average: set run.ema_decay (e.g. 0.9998)");
         }
         let o = &self.optimizer;
