@@ -13,7 +13,7 @@ pub fn fixture_dir(case: &str) -> PathBuf {
 }
 
 /// Every fixture case.
-pub const CASES: [&str; 5] = ["cls_tiny", "cls_interp", "headmask", "model_pooler", "mim"];
+pub const CASES: [&str; 6] = ["cls_tiny", "cls_interp", "headmask", "model_pooler", "mim", "cls_gray"];
 
 /// Max absolute difference of two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
