@@ -12,7 +12,8 @@
 #   --quick       a smaller training run and 1 warmup + 2 timed bench iterations (default 3 + 10);
 #                 for slow devices (Mesa's software Vulkan) and smoke tests.
 #   --cases LIST  only these bench cases (comma-separated names or prefixes: infer-vit-ti16,train);
-#                 default: every case. On lavapipe one ViT-B/16 iteration takes minutes.
+#                 default: every case. On lavapipe use `--cases infer-vit-ti16`: there a ViT-B/16
+#                 iteration takes minutes and a batch-64 training case over 20 minutes.
 #   --out FILE    where the Markdown goes as well as stdout (default gpu_check.md, in the current
 #                 directory).
 #   FEATURES=wgpu,vulkan,...  (environment) the GPU features to build instead of the device's

@@ -774,3 +774,106 @@ fn the_timm_recipe_with_a_weight_average_is_validated_exported_on_request_and_re
     assert_eq!(metrics_without_speed(&straight), metrics_without_speed(&resumed));
     assert!(averaged == std::fs::read(resumed.join("best/model.safetensors")).unwrap(), "resumed weights differ");
 }
+
+/// The exported final weights of `run` (`vit-train export`), by key.
+fn final_weights(run: &std::path::Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let export = run.with_extension("last");
+    assert_ok(&vit_train(&["export", "--run", run.to_str().unwrap(), "--output", export.to_str().unwrap()]));
+    vit_model::checkpoint::safetensors_file::read_file(&export.join("model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, t.data))
+        .collect()
+}
+
+/// The largest absolute difference between two sets of weights with the same keys and shapes.
+fn max_weight_difference(
+    a: &std::collections::BTreeMap<String, Vec<f32>>,
+    b: &std::collections::BTreeMap<String, Vec<f32>>,
+) -> f32 {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    a.iter().flat_map(|(k, x)| x.iter().zip(&b[k]).map(|(x, y)| (x - y).abs())).fold(0.0, f32::max)
+}
+
+/// A metrics.csv row's (step, epoch, split, lr).
+type ScheduleRow = (String, String, String, String);
+
+/// metrics.csv rows as (step, epoch, split, lr) and the loss.
+fn schedule_and_losses(run: &std::path::Path) -> (Vec<ScheduleRow>, Vec<f64>) {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (step, epoch, split, loss, lr) = (col("step"), col("epoch"), col("split"), col("loss"), col("lr"));
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            ((c[step].into(), c[epoch].into(), c[split].into(), c[lr].into()), c[loss].parse().unwrap_or(f64::NAN))
+        })
+        .unzip()
+}
+
+#[test]
+fn several_devices_train_as_one_device_with_their_global_batch_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // 36 training images: micro-batches of 16, 16 and 4 per epoch, in groups of 2 (2 optimizer
+    // steps per epoch), on one device with batch 16 or as two shares of 8 on two devices.
+    make_image_folder(&data, 16);
+    let config = |name: &str, batch: usize, devices: &str, accumulation: usize| {
+        let out = tmp.path().join(name);
+        let text = classification_config(&data, &out, 2)
+            .replace("batch_size = 16", &format!("batch_size = {batch}\neval_batch_size = 16"))
+            .replace("schedule = \"cosine\"", &format!("schedule = \"cosine\"\ngrad_accumulation = {accumulation}"))
+            .replace("log_every = 5", &format!("log_every = 1\ndevices = {devices}"));
+        (write_config(tmp.path(), &format!("{name}.toml"), &text), out)
+    };
+    let (one_config, one) = config("one", 16, "[]", 2);
+    let (two_config, two) = config("two", 8, "[\"cpu\", \"cpu\"]", 2);
+    assert_ok(&vit_train(&["--config", one_config.to_str().unwrap()]));
+    let stderr = assert_ok(&vit_train(&["--config", two_config.to_str().unwrap()]));
+    assert!(stderr.contains("training on 2 devices") && stderr.contains("32 images per optimizer step"), "{stderr}");
+
+    // The same steps, epochs, rows and learning rates; the same losses and weights to float
+    // tolerance (the devices' gradients are added in another order).
+    let (one_rows, one_losses) = schedule_and_losses(&one);
+    let (two_rows, two_losses) = schedule_and_losses(&two);
+    assert_eq!(one_rows, two_rows);
+    assert!(one_rows.iter().any(|r| r.0 == "4" && r.2 == "valid"), "4 optimizer steps in 2 epochs: {one_rows:?}");
+    for (a, b) in one_losses.iter().zip(&two_losses) {
+        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "losses {one_losses:?} vs {two_losses:?}");
+    }
+    let difference = max_weight_difference(&final_weights(&one), &final_weights(&two));
+    assert!(difference < 1e-4, "weights differ by {difference}");
+
+    // Killed after each checkpoint and resumed, a two-device run ends where the uninterrupted one
+    // did.
+    let (straight_config, straight) = config("straight", 8, "[\"cpu\", \"cpu\"]", 1);
+    assert_ok(&vit_train(&["--config", straight_config.to_str().unwrap()]));
+    let (resumed_config, resumed) = config("resumed", 8, "[\"cpu\", \"cpu\"]", 1);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
+        .args(["--config", resumed_config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let committed = resumed.join("checkpoint/manifest-1.json");
+    while child.try_wait().unwrap().is_none() && !committed.exists() {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        committed.exists() && !resumed.join("checkpoint/manifest-2.json").exists(),
+        "the run was not interrupted between its checkpoints"
+    );
+    let stderr = assert_ok(&vit_train(&["--config", resumed_config.to_str().unwrap(), "--resume"]));
+    assert!(stderr.contains("resuming"), "{stderr}");
+    let (straight_rows, straight_losses) = schedule_and_losses(&straight);
+    let (resumed_rows, resumed_losses) = schedule_and_losses(&resumed);
+    assert_eq!(straight_rows, resumed_rows);
+    for (a, b) in straight_losses.iter().zip(&resumed_losses) {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "losses {straight_losses:?} vs {resumed_losses:?}");
+    }
+    let difference = max_weight_difference(&final_weights(&straight), &final_weights(&resumed));
+    assert!(difference < 1e-5, "resumed weights differ by {difference}");
+}

@@ -3,6 +3,7 @@
 //! Small images (CIFAR's 32 px) are enlarged (nearest neighbour) so the tiles can be read.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -38,6 +39,8 @@ pub struct SampleWriter {
     pub rows: usize,
     /// Grids being written in the background.
     pub pending: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// The latest micro-batch whose grid was claimed (several devices train shares of one).
+    claimed: Arc<AtomicUsize>,
 }
 
 fn values(tensor: Tensor<4>, what: &str) -> Result<Vec<f32>> {
@@ -52,7 +55,7 @@ fn values(tensor: Tensor<4>, what: &str) -> Result<Vec<f32>> {
 impl SampleWriter {
     /// A writer of a grid of `rows` images into `dir` every `every` micro-batches.
     pub fn new(dir: PathBuf, every: usize, mean: Vec<f32>, std: Vec<f32>, rows: usize) -> Self {
-        Self { dir, every, mean, std, rows, pending: Arc::default() }
+        Self { dir, every, mean, std, rows, pending: Arc::default(), claimed: Arc::default() }
     }
 
     /// Writes the grid of `step` on a thread of its own (reading the tensors back there), so that
@@ -84,6 +87,12 @@ impl SampleWriter {
     /// Whether micro-batch `step` gets a grid.
     pub fn due(&self, step: usize) -> bool {
         self.every > 0 && step.is_multiple_of(self.every)
+    }
+
+    /// Whether the caller is to draw micro-batch `step`'s grid: when it is due and no other
+    /// device's share of it was claimed first.
+    pub fn claim(&self, step: usize) -> bool {
+        self.due(step) && self.claimed.fetch_max(step, Ordering::SeqCst) < step
     }
 
     /// Writes the grid of `step`.

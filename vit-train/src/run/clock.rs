@@ -23,7 +23,15 @@ struct Position {
     /// Micro-batches handed to the learner since the run started (those before a resume too).
     micro: AtomicUsize,
     /// The positions made by hand-overs the renderer has not taken yet.
-    ticks: Mutex<VecDeque<Tick>>,
+    ticks: Mutex<Ticks>,
+}
+
+/// Hand-overs not taken yet, and the shares of the latest micro-batch handed over so far.
+#[derive(Debug, Default)]
+struct Ticks {
+    queue: VecDeque<Tick>,
+    latest: usize,
+    shares: usize,
 }
 
 /// The position after one training batch was handed over.
@@ -37,12 +45,16 @@ pub struct Tick {
     pub step: usize,
     /// Images in the batch.
     pub images: usize,
+    /// Whether it is the last share of its micro-batch to be handed over (always, on one device).
+    pub last_share: bool,
 }
 
 /// The run's position, shared by everything that needs it. Clones share the position.
 #[derive(Clone, Debug)]
 pub struct RunClock {
     segments: Segments,
+    /// Devices sharing each micro-batch.
+    devices: usize,
     position: Arc<Position>,
 }
 
@@ -50,10 +62,16 @@ impl RunClock {
     /// A clock at the start of segment `segment` (0, or the checkpoint a run resumes from),
     /// which is the one served next.
     pub fn new(segments: Segments, segment: usize) -> Self {
-        let clock = Self { segments, position: Arc::new(Position::default()) };
+        let clock = Self { segments, devices: 1, position: Arc::new(Position::default()) };
         clock.begin_segment(segment);
         clock.position.next.store(segment, Ordering::SeqCst);
         clock
+    }
+
+    /// The clock of a run whose micro-batches are shared by `devices` devices.
+    pub fn shared_by(mut self, devices: usize) -> Self {
+        self.devices = devices.max(1);
+        self
     }
 
     /// How the run's steps are cut into segments.
@@ -80,16 +98,48 @@ impl RunClock {
         self.position.micro.store(self.segments.micro_batches_before(step), Ordering::SeqCst);
     }
 
+    /// Moves the clock forward to the start of segment `k`, unless it is already past it: what
+    /// the shards of a multi-device run call as each begins a segment, in any order.
+    pub fn enter_segment(&self, k: usize) {
+        let step = self.segments.steps_after(k);
+        self.position.segment.fetch_max(k, Ordering::SeqCst);
+        self.position.micro.fetch_max(self.segments.micro_batches_before(step), Ordering::SeqCst);
+    }
+
+    /// The run's number (1-based) of the `i`-th micro-batch (0-based) of segment `k`.
+    pub fn micro_batch_of(&self, k: usize, i: usize) -> usize {
+        self.segments.micro_batches_before(self.segments.steps_after(k)) + i + 1
+    }
+
     /// Counts a training micro-batch of `images` images handed to the learner.
     pub fn deliver(&self, images: usize) {
         let micro_batch = self.position.micro.fetch_add(1, Ordering::SeqCst) + 1;
-        let tick = Tick { segment: self.segment(), micro_batch, step: self.step_at(micro_batch), images };
-        self.position.ticks.lock().unwrap_or_else(|p| p.into_inner()).push_back(tick);
+        self.tick(micro_batch, images);
+    }
+
+    /// Counts one device's share (`images` images) of the run's micro-batch `micro_batch`: with
+    /// several devices each hands its share over, in any order, and the clock stands at the
+    /// highest micro-batch any has begun. One tick per share, as burn-train reports one item per
+    /// device.
+    pub fn deliver_share(&self, micro_batch: usize, images: usize) {
+        self.position.micro.fetch_max(micro_batch, Ordering::SeqCst);
+        self.tick(micro_batch, images);
+    }
+
+    fn tick(&self, micro_batch: usize, images: usize) {
+        let mut ticks = self.position.ticks.lock().unwrap_or_else(|p| p.into_inner());
+        if ticks.latest != micro_batch {
+            (ticks.latest, ticks.shares) = (micro_batch, 0);
+        }
+        ticks.shares += 1;
+        let last_share = ticks.shares >= self.devices;
+        let tick = Tick { segment: self.segment(), micro_batch, step: self.step_at(micro_batch), images, last_share };
+        ticks.queue.push_back(tick);
     }
 
     /// The oldest hand-over not yet taken (for the renderer, one per batch it is told of).
     pub fn next_tick(&self) -> Option<Tick> {
-        self.position.ticks.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+        self.position.ticks.lock().unwrap_or_else(|p| p.into_inner()).queue.pop_front()
     }
 
     /// The segment being trained (0-based); the checkpoint it ends with is this plus one.
@@ -138,7 +188,7 @@ mod tests {
         let ticks: Vec<Tick> = std::iter::from_fn(|| clock.next_tick()).collect();
         assert_eq!(ticks.iter().map(|t| t.images).sum::<usize>(), 30);
         assert_eq!(ticks.iter().map(|t| t.step).collect::<Vec<_>>(), steps, "one tick per hand-over, in order");
-        assert_eq!(ticks[9], Tick { segment: 0, micro_batch: 10, step: 6, images: 3 });
+        assert_eq!(ticks[9], Tick { segment: 0, micro_batch: 10, step: 6, images: 3, last_share: true });
     }
 
     #[test]
@@ -152,5 +202,27 @@ mod tests {
         copy.begin_segment(1);
         assert_eq!((clock.segment(), clock.micro_batch(), clock.step()), (1, 4, 2));
         assert_eq!(clock.checkpoint_at_step(4), 2);
+    }
+
+    #[test]
+    fn device_shares_move_the_clock_once_per_micro_batch_in_any_order() {
+        // Two devices, 5 micro-batches per epoch in groups of 2.
+        let clock = RunClock::new(Segments::new(5, 2, 2, None, Some(2)), 0).shared_by(2);
+        clock.enter_segment(1);
+        assert_eq!((clock.segment(), clock.micro_batch()), (1, 4));
+        clock.enter_segment(0);
+        assert_eq!((clock.segment(), clock.micro_batch()), (1, 4), "a late shard does not move the clock back");
+        let (a, b) = (clock.micro_batch_of(1, 0), clock.micro_batch_of(1, 1));
+        assert_eq!((a, b), (5, 6));
+        clock.deliver_share(a, 4);
+        assert_eq!(clock.micro_batch(), 5);
+        clock.deliver_share(a, 4);
+        clock.deliver_share(b, 4);
+        assert_eq!((clock.micro_batch(), clock.step()), (6, 3));
+        let ticks: Vec<Tick> = std::iter::from_fn(|| clock.next_tick()).collect();
+        assert_eq!(
+            ticks.iter().map(|t| (t.micro_batch, t.step, t.last_share)).collect::<Vec<_>>(),
+            [(5, 3, false), (5, 3, true), (6, 3, false)]
+        );
     }
 }

@@ -392,8 +392,8 @@ mod tests {
     /// Trains a tiny classifier for `micro_batches` under a guard with `policy` (flushing every 4
     /// steps of 10-step segments), the loss multiplied by NaN at micro-batch `poison`; returns the
     /// guard and the host reads the steps made.
+    /// The caller holds [`SERIAL`] for its whole test: the read counter is the process's.
     fn train(policy: NonFinitePolicy, micro_batches: usize, poison: Option<usize>) -> (StepGuard, usize) {
-        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let device = Device::flex().autodiff();
         let config = ViTConfig {
             hidden_size: 8,
@@ -433,6 +433,7 @@ mod tests {
 
     #[test]
     fn the_default_step_reads_nothing_back_between_flushes() {
+        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         // 12 steps over two 10-step segments, flushed every 4 steps: after steps 4, 8 and 10
         // (segment end) and 12, i.e. 4 reads for 12 steps instead of 24.
         let (guard, reads) = train(NonFinitePolicy::Stop, 12, None);
@@ -446,6 +447,7 @@ mod tests {
 
     #[test]
     fn a_deferred_non_finite_loss_is_found_at_the_next_flush_with_its_micro_batch() {
+        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, _) = train(NonFinitePolicy::Stop, 3, Some(2));
         assert!(guard.events().is_empty(), "not read yet: no flush before step 4");
         assert!(!guard.may_save(), "the checkpointer's flush finds it");
@@ -456,6 +458,7 @@ mod tests {
 
     #[test]
     fn skipping_reads_the_loss_and_the_norm_at_every_step() {
+        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, reads) = train(NonFinitePolicy::Skip { max_consecutive: 3 }, 5, Some(3));
         // Loss and norm of each step, the norm of the skipped step not computed.
         assert_eq!(reads, 2 * 5 - 1);

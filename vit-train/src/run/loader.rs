@@ -44,14 +44,15 @@ pub struct EpochLoader {
     batch_size: usize,
     plan: Plan,
     /// Training: the run's clock, which says which segment the next `iter()` serves; copies made
-    /// by `to_device` share it. Slices (burn-train's multi-device split) count their own passes
-    /// from where the loader was, and only the first slice moves the clock.
+    /// by `to_device` share it. Shards count their own passes from where the loader was.
     clock: Option<RunClock>,
-    /// The pass the next `iter()` serves, for loaders that do not move the clock (0-based).
+    /// The pass the next `iter()` serves, for shards (0-based).
     next_pass: AtomicUsize,
-    /// A slice (burn-train's multi-device split) serves the share `start / of .. end / of` of
-    /// every pass's items; `None` serves them all.
-    part: Option<(usize, usize, usize)>,
+    /// Devices the run trains on (D): a micro-batch of the run is D shares of `batch_size`.
+    devices: usize,
+    /// A shard (burn-train's multi-device split, see [`Self::across_devices`]) serves share
+    /// `.0` of `.1` of every micro-batch; `None` serves whole micro-batches.
+    shard: Option<(usize, usize)>,
     /// Batches prepared ahead of the model (at least 1).
     prefetch: usize,
     device: Device,
@@ -104,7 +105,8 @@ impl EpochLoader {
             plan,
             clock,
             next_pass: AtomicUsize::new(next_pass),
-            part: None,
+            devices: 1,
+            shard: None,
             prefetch: DEFAULT_PREFETCH,
             device,
         }
@@ -116,14 +118,26 @@ impl EpochLoader {
         self
     }
 
-    /// The clock this loader moves: the training loader and its first slice.
-    fn driving_clock(&self) -> Option<&RunClock> {
-        self.clock.as_ref().filter(|_| self.part.is_none_or(|(start, _, _)| start == 0))
+    /// Trains on `devices` devices (`run.devices`): a micro-batch of the run is `devices` shares
+    /// of `batch_size` images, and burn-train's split of this loader gives device `d` share `d`
+    /// of every micro-batch, so the devices together see exactly the micro-batches one device
+    /// would see with `devices x batch_size`. Each real epoch uses the largest multiple of
+    /// `devices` of its (shuffled) images, so that every device gets a share of the last,
+    /// shorter micro-batch (as PyTorch's `DistributedSampler(drop_last=True)`: at most
+    /// `devices - 1` images sit out an epoch, other ones each epoch).
+    pub fn across_devices(mut self, devices: usize) -> Self {
+        self.devices = devices.max(1);
+        self
+    }
+
+    /// Images a real epoch uses with `devices` devices.
+    pub fn epoch_images(images: usize, devices: usize) -> usize {
+        images - images % devices.max(1)
     }
 
     /// The pass the next `iter()` serves.
     fn upcoming_pass(&self) -> usize {
-        match (&self.clock, self.part) {
+        match (&self.clock, self.shard) {
             (Some(clock), None) => clock.next_segment(),
             _ => self.next_pass.load(Ordering::SeqCst),
         }
@@ -133,39 +147,46 @@ impl EpochLoader {
     fn epoch_order(&self, seed: u64, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         order.shuffle(&mut sample_rng(seed, epoch, 0, RngStream::Shuffle));
+        order.truncate(Self::epoch_images(order.len(), self.devices));
         order
     }
 
     /// The items of pass `k`, as pieces of real epochs.
     fn pass(&self, k: usize) -> Vec<Piece> {
         let n = self.dataset.len();
+        let global = self.batch_size * self.devices;
         let pieces: Vec<Piece> = match self.plan {
             Plan::Evaluation => vec![(0, (0..n).collect())],
             Plan::Training { segments, seed } => segments
                 .pieces(k)
                 .into_iter()
                 .map(|p| {
-                    let (from, to) =
-                        ((p.batches.start * self.batch_size).min(n), (p.batches.end * self.batch_size).min(n));
-                    (p.epoch, self.epoch_order(seed, p.epoch)[from..to].to_vec())
+                    let order = self.epoch_order(seed, p.epoch);
+                    let m = order.len();
+                    let (from, to) = ((p.batches.start * global).min(m), (p.batches.end * global).min(m));
+                    (p.epoch, order[from..to].to_vec())
                 })
                 .collect(),
         };
-        let Some((start, end, of)) = self.part else { return pieces };
-        let items: Vec<(u64, usize)> =
-            pieces.into_iter().flat_map(|(e, ps)| ps.into_iter().map(move |p| (e, p))).collect();
-        let share = |x: usize| (x * items.len()).checked_div(of).unwrap_or(0).min(items.len());
-        let mut sliced: Vec<Piece> = Vec::new();
-        for &(epoch, position) in &items[share(start)..share(end).max(share(start))] {
-            match sliced.last_mut() {
-                Some((e, ps)) if *e == epoch => ps.push(position),
-                _ => sliced.push((epoch, vec![position])),
-            }
-        }
-        sliced
+        let Some((d, of)) = self.shard else { return pieces };
+        // Share d of each micro-batch; a piece starts on a micro-batch boundary and only an
+        // epoch's last micro-batch is shorter (its length a multiple of the device count).
+        pieces
+            .into_iter()
+            .map(|(epoch, positions)| {
+                let share = positions
+                    .chunks(global)
+                    .flat_map(|batch| {
+                        let per = batch.len() / of;
+                        batch[d * per..(d + 1) * per].to_vec()
+                    })
+                    .collect();
+                (epoch, share)
+            })
+            .collect()
     }
 
-    fn copy(&self, part: Option<(usize, usize, usize)>, device: Device) -> Self {
+    fn copy(&self, shard: Option<(usize, usize)>, device: Device) -> Self {
         Self {
             dataset: self.dataset.clone(),
             batcher: self.batcher.clone(),
@@ -173,7 +194,8 @@ impl EpochLoader {
             plan: self.plan,
             clock: self.clock.clone(),
             next_pass: AtomicUsize::new(self.upcoming_pass()),
-            part,
+            devices: self.devices,
+            shard,
             prefetch: self.prefetch,
             device,
         }
@@ -184,8 +206,11 @@ struct EpochIter {
     /// Batches with the index of the piece they belong to.
     receiver: Receiver<(usize, Result<HostBatch, DatasetError>)>,
     device: Device,
-    /// The run's clock, told of every batch handed over (training only).
-    clock: Option<RunClock>,
+    /// The run's clock, told of every batch handed over (training only), and for a shard the
+    /// segment it serves.
+    clock: Option<(RunClock, Option<usize>)>,
+    /// Batches handed over so far.
+    served: usize,
     /// Items in each piece.
     totals: Vec<usize>,
     piece: usize,
@@ -203,9 +228,12 @@ impl Iterator for EpochIter {
         }
         Some(batch.map(|b| {
             self.processed += b.shape[0];
-            if let Some(clock) = &self.clock {
-                clock.deliver(b.shape[0]);
+            match &self.clock {
+                Some((clock, None)) => clock.deliver(b.shape[0]),
+                Some((clock, Some(k))) => clock.deliver_share(clock.micro_batch_of(*k, self.served), b.shape[0]),
+                None => {}
             }
+            self.served += 1;
             b.to_device(&self.device)
         }))
     }
@@ -223,15 +251,14 @@ impl DataLoaderIterator<ImageBatch> for EpochIter {
 
 impl DataLoader<ImageBatch> for EpochLoader {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<ImageBatch> + 'a> {
-        let clock = self.driving_clock().cloned();
-        let k = match (&clock, self.part) {
-            (Some(clock), None) => clock.begin_next_segment(),
+        let (k, clock) = match (&self.clock, self.shard) {
+            (Some(clock), None) => (clock.begin_next_segment(), Some((clock.clone(), None))),
             (clock, _) => {
                 let k = self.next_pass.fetch_add(1, Ordering::SeqCst);
                 if let Some(clock) = clock {
-                    clock.begin_segment(k);
+                    clock.enter_segment(k);
                 }
-                k
+                (k, clock.clone().map(|c| (c, Some(k))))
             }
         };
         if let Plan::Training { seed, .. } = self.plan {
@@ -242,7 +269,10 @@ impl DataLoader<ImageBatch> for EpochLoader {
         let (sender, receiver) = sync_channel(self.prefetch);
         let dataset = self.dataset.clone();
         let batcher = self.batcher.clone();
-        let batch_size = self.batch_size;
+        let batch_size = match self.shard {
+            None => self.batch_size * self.devices,
+            Some(_) => self.batch_size,
+        };
         std::thread::spawn(move || {
             for (index, (epoch, positions)) in pieces.into_iter().enumerate() {
                 for chunk in positions.chunks(batch_size) {
@@ -256,7 +286,7 @@ impl DataLoader<ImageBatch> for EpochLoader {
                 }
             }
         });
-        Box::new(EpochIter { receiver, device: self.device.clone(), clock, totals, piece: 0, processed: 0 })
+        Box::new(EpochIter { receiver, device: self.device.clone(), clock, served: 0, totals, piece: 0, processed: 0 })
     }
 
     /// Items of the next pass.
@@ -265,17 +295,18 @@ impl DataLoader<ImageBatch> for EpochLoader {
     }
 
     fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<ImageBatch>> {
-        Arc::new(self.copy(self.part, device.clone()))
+        Arc::new(self.copy(self.shard, device.clone()))
     }
 
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<ImageBatch>> {
-        let of = self.num_items();
-        let part = match self.part {
-            None => (start, end, of),
-            // A slice of a slice: the share of the share.
-            Some((s0, e0, of0)) => (s0 * of + start * (e0 - s0), s0 * of + end * (e0 - s0), of0 * of),
-        };
-        Arc::new(self.copy(Some(part), self.device.clone()))
+    /// burn-train's split for its device `d` of D (`start = d · ⌊items / D⌋`): the loader's
+    /// shard `d` (see [`EpochLoader::across_devices`]). A shard is not split again.
+    fn slice(&self, start: usize, _end: usize) -> Arc<dyn DataLoader<ImageBatch>> {
+        if self.shard.is_some() {
+            return Arc::new(self.copy(self.shard, self.device.clone()));
+        }
+        let per = self.num_items() / self.devices;
+        let d = start.checked_div(per).unwrap_or(0).min(self.devices - 1);
+        Arc::new(self.copy(Some((d, self.devices)), self.device.clone()))
     }
 }
 
@@ -297,12 +328,17 @@ mod tests {
     }
 
     fn loader(dir: &std::path::Path, segments: Segments, start: usize) -> EpochLoader {
+        loader_of(dir, 10, 3, segments, start)
+    }
+
+    /// A training loader of `n` images in batches of `batch_size`.
+    fn loader_of(dir: &std::path::Path, n: usize, batch_size: usize, segments: Segments, start: usize) -> EpochLoader {
         let clock = RunClock::new(segments, start);
         let processor = ImageProcessor::new(4, 4);
         let size = ImageSize { height: 4, width: 4 };
         let batcher =
             ImageBatcher::new(Transform::eval(size, Resample::Bilinear, EvalResize::Exact), &processor, 1).unwrap();
-        EpochLoader::training(dataset(dir, 10), batcher, 3, 9, clock, Device::flex())
+        EpochLoader::training(dataset(dir, n), batcher, batch_size, 9, clock, Device::flex())
     }
 
     /// (epoch, first pixel value = image index) of every sample a pass serves, with progress.
@@ -349,16 +385,26 @@ mod tests {
     }
 
     #[test]
-    fn slices_share_each_pass() {
+    fn device_shards_split_every_micro_batch_and_together_serve_the_single_device_run() {
         let tmp = tempfile::tempdir().unwrap();
-        let all = loader(tmp.path(), Segments::new(4, 1, 2, None, None), 0);
-        let total = all.num_items();
-        assert_eq!(total, 10);
-        let halves = [all.slice(0, 5), all.slice(5, 10)];
-        let (expected, _) = serve(&all);
-        let served: Vec<u8> = halves.iter().flat_map(|h| serve(&**h).0).collect();
-        assert_eq!(served, expected, "two halves of epoch 0");
-        let quarter = halves[1].slice(0, 3);
-        assert_eq!(serve(&*quarter).0, serve(&all).0[5..8], "the first 3 of the second half of the next epoch");
+        // 10 images, 2 devices x 3: micro-batches of 6 and 4 per epoch, as one device with 6.
+        let segments = Segments::new(2, 1, 2, None, None);
+        let single = loader_of(tmp.path(), 10, 6, segments, 0);
+        let dual = loader(&tmp.path().join("b"), segments, 0).across_devices(2);
+        assert_eq!(dual.num_items(), 10);
+        let n = dual.num_items();
+        let shards = [dual.slice(0, n / 2), dual.slice(n / 2, n)];
+        for epoch in 0..2 {
+            let (whole, _) = serve(&single);
+            let served: Vec<_> = shards.iter().map(|s| serve(&**s)).collect();
+            assert_eq!(served[0].0, [&whole[0..3], &whole[6..8]].concat(), "epoch {epoch}, device 0");
+            assert_eq!(served[1].0, [&whole[3..6], &whole[8..10]].concat(), "epoch {epoch}, device 1");
+            assert_eq!(served[0].1, vec![(3, 5), (5, 5)], "each shard's progress through its share");
+        }
+
+        // 11 images on 2 devices: each epoch leaves one (shuffled) image out.
+        let eleven = loader_of(&tmp.path().join("c"), 11, 3, segments, 0).across_devices(2);
+        assert_eq!(eleven.num_items(), 10);
+        assert_eq!(EpochLoader::epoch_images(11, 2), 10);
     }
 }

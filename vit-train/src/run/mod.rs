@@ -1,6 +1,6 @@
 //! The machinery of a training run: its config ([`config`], [`overrides`], [`validation`]), the plan resolved from
 //! it ([`plan`]), the output directory ([`dir`]), the run's position ([`clock`], [`segments`]),
-//! data ([`data`], [`loader`]), evaluation ([`evaluation`]), models and steps ([`model`], [`steps`], [`guard`], [`ema`]), optimizer and
+//! data ([`data`], [`loader`]), several devices ([`parallel`]), evaluation ([`evaluation`]), models and steps ([`model`], [`steps`], [`guard`], [`ema`]), optimizer and
 //! schedule ([`optim`], [`schedule`]), checkpoints ([`checkpoint_sets`], [`checkpointer`]) and the training loop that
 //! puts them together ([`trainer`]).
 
@@ -17,6 +17,7 @@ pub mod loader;
 pub mod model;
 pub mod optim;
 pub mod overrides;
+pub mod parallel;
 pub mod plan;
 pub mod schedule;
 pub mod segments;

@@ -15,7 +15,9 @@ use super::checkpoint_sets::latest_intact;
 use super::config::{ModelSection, RunConfig, Task};
 use super::data::{RunData, open_datasets, processor};
 use super::dir::RunDir;
+use super::loader::EpochLoader;
 use super::model::resolve_reference;
+use super::parallel::Parallelism;
 use super::segments::Segments;
 
 /// Options of a training run beyond its config file.
@@ -128,7 +130,24 @@ impl RunPlan {
             check_same_model(&dir, &vit_config)?;
         }
         let processor = processor(&config.data, vit_config.num_channels)?;
-        let batches_per_epoch = data.train.len().div_ceil(config.data.batch_size);
+        if matches!(Parallelism::of(&config.run.devices), Parallelism::Ddp { .. }) && options.skip_nonfinite {
+            bail!(
+                "--skip-nonfinite cannot be used with several CUDA devices: under DDP every device decides alone \
+                 whether to skip, and one that skips while another steps would leave different weights; train \
+                 without it (a non-finite value then stops the run, its last good checkpoint intact)"
+            );
+        }
+        let devices = config.run.devices.len().max(1);
+        if data.train.len() < devices {
+            bail!(
+                "run.devices: {devices} devices but only {} training images; every device needs at least one image \
+                 of each micro-batch",
+                data.train.len()
+            );
+        }
+        // One micro-batch of the run is a share of `batch_size` on each device.
+        let epoch_images = EpochLoader::epoch_images(data.train.len(), devices);
+        let batches_per_epoch = epoch_images.div_ceil(config.data.batch_size * devices);
         let (o, r) = (&config.optimizer, &config.run);
         let segments = Segments::new(batches_per_epoch, o.grad_accumulation, r.epochs, r.max_steps, r.eval_every);
         Ok(Self {

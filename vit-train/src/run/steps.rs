@@ -188,7 +188,7 @@ impl TrainStep for SimMimStep {
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
         if let (Some(writer), Some(guard), Some(mask)) = (&self.samples, &self.guard, mask) {
             let step = guard.clock.micro_batch();
-            if writer.due(step) {
+            if writer.claim(step) {
                 writer.write_in_background(step, pixels, mask, reconstruction.without_autodiff());
             }
         }

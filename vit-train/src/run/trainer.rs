@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::store::ModuleRecord;
+use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::train::checkpoint::{
     Checkpointer, ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
 };
@@ -31,6 +32,7 @@ use super::guard::{NonFinitePolicy, StepGuard};
 use super::loader::EpochLoader;
 use super::model;
 use super::optim::{build_optimizer, build_schedule};
+use super::parallel::Parallelism;
 use super::plan::{RunPlan, Start};
 use super::steps::{ClassifierStep, DropPathSchedule, SimMimStep};
 use crate::report::curves::write_curves;
@@ -104,10 +106,13 @@ impl Launch {
         }
         if config.run.devices.len() > 1 {
             let devices = config.run.devices.iter().map(|d| d.device().map(|d| d.autodiff())).collect::<Result<_>>()?;
-            training = training.with_training_strategy(TrainingStrategy::Default(ExecutionStrategy::multi(
-                devices,
-                MultiDeviceOptim::OptimMainDevice,
-            )));
+            let strategy = match self.parallelism() {
+                Parallelism::Ddp { .. } => {
+                    ExecutionStrategy::ddp(devices, DistributedConfig { all_reduce_op: ReduceOperation::Mean })
+                }
+                _ => ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice),
+            };
+            training = training.with_training_strategy(TrainingStrategy::Default(strategy));
         }
         if let Some(patience) = config.run.early_stopping_patience {
             training = training.early_stopping(MetricEarlyStoppingStrategy::new(
@@ -121,6 +126,11 @@ impl Launch {
         Ok(training)
     }
 
+    /// How the run's devices train together.
+    fn parallelism(&self) -> Parallelism {
+        Parallelism::of(&self.plan.config.run.devices)
+    }
+
     fn guard(&self, interrupter: Interrupter) -> StepGuard {
         let options = &self.plan.options;
         let policy = match options.skip_nonfinite {
@@ -128,7 +138,10 @@ impl Launch {
             false => NonFinitePolicy::Stop,
         };
         let o = &self.plan.config.optimizer;
-        StepGuard::new(policy, interrupter, o.max_grad_norm, o.grad_accumulation, self.clock.clone())
+        // Each loss is scaled so that the gradients burn-train adds up are the mean over the
+        // run's micro-batch: its accumulation group, and its devices unless DDP averages them.
+        let summed = o.grad_accumulation.max(1) * self.parallelism().summed_shares();
+        StepGuard::new(policy, interrupter, o.max_grad_norm, summed, self.clock.clone())
             .flushing_every(self.plan.config.run.log_every)
     }
 
@@ -331,12 +344,16 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
     if let Some(checkpoint) = plan.start.checkpoint() {
         eprintln!("resuming {} from checkpoint {checkpoint}", plan.dir.root().display());
     }
+    if let Some(parallel) = Parallelism::of(&config.run.devices).describe() {
+        let global = config.data.batch_size * config.run.devices.len() * config.optimizer.grad_accumulation.max(1);
+        eprintln!("training on {parallel}; {global} images per optimizer step");
+    }
     let train_device = plan.device.clone().autodiff();
     let mask = (config.task == Task::Simmim).then_some((config.data.mask_patch_size, plan.vit_config.patch_size));
     let mixing =
         (config.task == Task::Classification).then_some((config.optimizer.label_smoothing, plan.data.classes.len()));
     let (train_batcher, eval_batcher) = batchers(&config.data, &plan.processor, config.run.seed, mask, mixing)?;
-    let clock = RunClock::new(plan.segments, plan.start.checkpoint().unwrap_or(0));
+    let clock = RunClock::new(plan.segments, plan.start.checkpoint().unwrap_or(0)).shared_by(config.run.devices.len());
     let (train_data, valid_data) = (plan.data.train.clone(), plan.data.valid.clone());
     let train_loader = EpochLoader::training(
         train_data,
@@ -346,7 +363,8 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
         clock.clone(),
         train_device.clone(),
     )
-    .with_prefetch(config.data.prefetch);
+    .with_prefetch(config.data.prefetch)
+    .across_devices(config.run.devices.len());
     let valid_loader =
         EpochLoader::evaluation(valid_data, eval_batcher, config.data.eval_batch_size(), train_device.clone())
             .with_prefetch(config.data.prefetch);

@@ -148,7 +148,13 @@ impl ProgressRenderer {
             phase: Phase::Idle,
             split: SplitState::new(0),
             segment: resume.unwrap_or(0),
-            position: Tick { segment: resume.unwrap_or(0), micro_batch: clock.micro_batch(), step, images: 0 },
+            position: Tick {
+                segment: resume.unwrap_or(0),
+                micro_batch: clock.micro_batch(),
+                step,
+                images: 0,
+                last_share: true,
+            },
             interval: Interval::at(step),
             last_lr: None,
             test: TestState::default(),
@@ -402,19 +408,23 @@ impl TrainingProgressLogger for ProgressRenderer {
     }
 
     fn update_split(&mut self, items_processed: usize) {
-        self.split.iters += 1;
         if self.phase == Phase::Train {
             let Some(tick) = self.clock.next_tick() else {
+                self.split.iters += 1;
                 self.update_bar();
                 return;
             };
+            // With several devices burn-train reports each device's share of a micro-batch: the
+            // micro-batch is done with its last share.
+            self.split.iters += usize::from(tick.last_share);
             self.position = tick;
             self.split.images += tick.images;
             self.interval.images += tick.images;
-            if self.clock.segments().ends_step(tick.micro_batch) && self.row_due() {
+            if tick.last_share && self.clock.segments().ends_step(tick.micro_batch) && self.row_due() {
                 self.flush_train_interval();
             }
         } else {
+            self.split.iters += 1;
             // Evaluation passes count their items from the start of the pass.
             self.split.images = self.split.images.max(items_processed);
         }
