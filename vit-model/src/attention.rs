@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use crate::config::ViTConfig;
 use crate::fused_layers::FusedLinear;
 use crate::init;
-use crate::kernels;
+use crate::{kernels, precision};
 
 /// Scaled dot-product self-attention over all tokens, with separate q, k, v projections.
 #[derive(Module, Debug)]
@@ -61,12 +61,12 @@ impl ViTSelfAttention {
 
         let eager = output_attentions || head_mask.is_some() || self.dropout.prob > 0.0;
         let (context, probs) = if eager {
-            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+            let scores = precision::matmul(q, k.swap_dims(2, 3)).mul_scalar(scale);
             let mut probs = self.dropout.forward(softmax(scores, 3));
             if let Some(mask) = head_mask {
                 probs = probs * mask.reshape([1, self.num_heads, 1, 1]);
             }
-            (probs.clone().matmul(v), output_attentions.then_some(probs))
+            (precision::matmul(probs.clone(), v), output_attentions.then_some(probs))
         } else {
             (kernels::attention(q, k, v, scale), None)
         };

@@ -27,6 +27,7 @@ pub mod layer;
 pub mod loss;
 pub mod model;
 pub mod pos_interp;
+pub mod precision;
 pub mod size;
 
 pub use activation::HiddenAct;
@@ -39,4 +40,5 @@ pub use fused_layers::{FusedLayerNorm, FusedLinear};
 pub use heads::classification::{ImageClassifierOutput, Labels, ViTForImageClassification};
 pub use heads::mim::{MaskedImageModelingOutput, ViTForMaskedImageModeling};
 pub use model::{HeadMask, ViTForwardOptions, ViTModel, ViTModelOutput};
+pub use precision::{Precision, autocast};
 pub use size::DEFAULT_MAX_WEIGHT_BYTES;

@@ -105,3 +105,36 @@ fn fused_attention_path() {
         }
     }
 }
+
+/// The largest |a − b| relative to the largest |b| of an output (at least 1).
+fn relative_diff(got: &[f32], expected: &[f32]) -> f32 {
+    let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    max_abs_diff(got, expected) / scale
+}
+
+#[test]
+fn reduced_precision_stays_within_its_tolerance_on_every_case() {
+    use vit_model::precision::{Precision, autocast};
+    // Stated tolerances, relative to each output's largest magnitude: bfloat16 keeps 8 significand
+    // bits (unit roundoff 2^-9), float16 11 (2^-11).
+    for (precision, tolerance) in [(Precision::Bf16, 2e-2f32), (Precision::F16, 3e-3)] {
+        for case in CASES {
+            let dir = fixture_dir(case);
+            let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
+            let inputs = model_inputs(&io);
+            let (outputs, _) = {
+                let _autocast = autocast(precision);
+                run_forward_with(&dir, &inputs, case == "cls_interp", false, &test_device()).unwrap()
+            };
+            let mut worst = 0.0f32;
+            for (name, got) in &outputs {
+                let diff = relative_diff(&got.data, &io[name].1.data);
+                assert!(diff <= tolerance, "{case}/{name} in {precision}: relative diff {diff}");
+                worst = worst.max(diff);
+            }
+            // Low enough to trust, and not float32 in disguise.
+            assert!(worst > 1e-5, "{case} in {precision}: relative diff {worst}, the products ran in float32");
+            println!("{case} in {precision}: worst relative diff {worst:e}");
+        }
+    }
+}

@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{DType, Device, Tensor, assert_shape};
 
-use crate::kernels;
+use crate::{kernels, precision};
 
 /// A dense layer `y = x·W + b`, field for field `burn::nn::Linear` (so records and checkpoint
 /// keys are the same), whose forward pass runs the fused kernel on flex float32 tensors.
@@ -32,7 +32,8 @@ impl FusedLinear {
         self.weight.dims()[1]
     }
 
-    /// `x·W + b` over the last dimension of `x`, as `Linear::forward`.
+    /// `x·W + b` over the last dimension of `x`, as `Linear::forward`; the product in this
+    /// thread's [`precision`].
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let weight = self.weight.val();
         let [d_input, _] = weight.dims();
@@ -40,6 +41,16 @@ impl FusedLinear {
         match &self.bias {
             Some(bias) if D >= 2 && kernels::runs_fused(&x) && weight.dtype() == DType::F32 => {
                 kernels::fused_linear(x, weight, bias.val())
+            }
+            _ if precision::current().is_reduced() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 => {
+                // Autocast with Burn's dtypes: the product in the low precision, the bias added in
+                // float32.
+                let dtype = precision::current().dtype();
+                let y = burn::tensor::module::linear(x.cast(dtype), weight.cast(dtype), None).cast(DType::F32);
+                match &self.bias {
+                    Some(bias) => y + bias.val().unsqueeze(),
+                    None => y,
+                }
             }
             _ => burn::tensor::module::linear(x, weight, self.bias.as_ref().map(|b| b.val())),
         }

@@ -6,7 +6,9 @@ use burn::tensor::{Bytes, DType, Shape};
 
 use super::FusedOps;
 use super::attention_math::{self, Dims, HeadsView};
+use super::low_precision::rounded;
 use super::{layer_norm_math, linear_math, simd_math};
+use crate::precision::{self, Precision};
 
 /// A contiguous float32 view of `tensor`, copying only when its layout is not contiguous.
 fn contiguous_f32(tensor: FlexTensor) -> FlexTensor {
@@ -58,6 +60,17 @@ fn from_vec(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)
 }
 
+/// A matrix-product operand as this thread's [`precision`] sees it: float32 unchanged, else a
+/// contiguous copy rounded to bfloat16 or float16 values.
+fn operand(tensor: FlexTensor, precision: Precision) -> FlexTensor {
+    if !precision.is_reduced() {
+        return tensor;
+    }
+    let tensor = contiguous_f32(tensor);
+    let shape = tensor.layout().shape().clone();
+    from_vec(rounded(slice(&tensor), precision).into_owned(), shape)
+}
+
 impl FusedOps for Flex {
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
         if x.dtype() != DType::F32 {
@@ -84,7 +97,9 @@ impl FusedOps for Flex {
         if !is_f32(&[&x, &weight, &bias]) || weight.layout().shape().num_dims() != 2 {
             return <Flex as ModuleOps<Flex>>::linear(x, weight, Some(bias));
         }
-        let (x, weight, bias) = (contiguous_f32(x), contiguous_f32(weight), contiguous_f32(bias));
+        let p = precision::current();
+        let (x, weight, bias) = (operand(x, p), operand(weight, p), contiguous_f32(bias));
+        let (x, weight) = (contiguous_f32(x), contiguous_f32(weight));
         let (rows, d_in) = rows_of(&x);
         let d_out = weight.layout().shape()[1];
         let values = linear_math::forward(slice(&x), slice(&weight), slice(&bias), rows, d_in, d_out);
@@ -98,7 +113,8 @@ impl FusedOps for Flex {
         if !is_f32(&[&weight, &grad]) {
             return <Flex as ModuleOps<Flex>>::linear_x_backward(weight, grad);
         }
-        let (weight, grad) = (contiguous_f32(weight), contiguous_f32(grad));
+        let p = precision::current();
+        let (weight, grad) = (contiguous_f32(operand(weight, p)), contiguous_f32(operand(grad, p)));
         let (rows, d_out) = rows_of(&grad);
         let d_in = weight.layout().shape()[0];
         let values = linear_math::backward_input(slice(&weight), slice(&grad), rows, d_in, d_out);
@@ -112,7 +128,8 @@ impl FusedOps for Flex {
         if !is_f32(&[&x, &grad]) {
             return <Flex as ModuleOps<Flex>>::linear_weight_backward(x, grad);
         }
-        let (x, grad) = (contiguous_f32(x), contiguous_f32(grad));
+        let p = precision::current();
+        let (x, grad) = (contiguous_f32(operand(x, p)), contiguous_f32(operand(grad, p)));
         let (rows, d_in) = rows_of(&x);
         let (_, d_out) = rows_of(&grad);
         let values = linear_math::backward_weight(slice(&x), slice(&grad), rows, d_in, d_out);
@@ -155,7 +172,8 @@ impl FusedOps for Flex {
     }
 
     fn fused_attention_with_probs(q: FlexTensor, k: FlexTensor, v: FlexTensor, scale: f64) -> (FlexTensor, FlexTensor) {
-        let (q, k, v) = (viewable(q), viewable(k), viewable(v));
+        let p = precision::current();
+        let (q, k, v) = (viewable(operand(q, p)), viewable(operand(k, p)), viewable(operand(v, p)));
         let (Some(qv), Some(kv), Some(vv)) = (heads_view(&q), heads_view(&k), heads_view(&v)) else {
             panic!("fused_attention: query, key and value must be float32 [batch, heads, seq, head_dim] tensors");
         };
@@ -179,6 +197,8 @@ impl FusedOps for Flex {
         grad: FlexTensor,
         scale: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let p = precision::current();
+        let (q, k, v, grad) = (operand(q, p), operand(k, p), operand(v, p), operand(grad, p));
         let (q, k, v, grad) = (viewable(q), viewable(k), viewable(v), viewable(grad));
         let probs = contiguous_f32(probs);
         let (Some(qv), Some(kv), Some(vv), Some(gv)) =

@@ -13,6 +13,7 @@ mod checked;
 mod flex;
 pub(crate) mod layer_norm_math;
 pub(crate) mod linear_math;
+pub(crate) mod low_precision;
 pub(crate) mod simd_math;
 mod strided_gemm;
 #[cfg(test)]
@@ -191,6 +192,12 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) -> Tensor
         ))
     } else {
         let options = burn::tensor::ops::AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+        let precision = crate::precision::current();
+        if precision.is_reduced() && q.dtype() == DType::F32 {
+            let dtype = precision.dtype();
+            let out = burn::tensor::module::attention(q.cast(dtype), k.cast(dtype), v.cast(dtype), None, None, options);
+            return out.cast(DType::F32);
+        }
         burn::tensor::module::attention(q, k, v, None, None, options)
     }
 }

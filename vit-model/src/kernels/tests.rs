@@ -171,3 +171,53 @@ fn fused_softmax_propagates_nan_and_infinities_as_burn() {
     assert_eq!((row(5)[5], row(5)[30]), (0.0, 0.0));
     assert_eq!((row(7)[0], row(7)[1]), (1.0, 0.0));
 }
+
+/// `t`'s values rounded to bfloat16, as a float32 tensor without autodiff history.
+fn bf16_values<const D: usize>(t: &Tensor<D>) -> Tensor<D> {
+    t.clone().detach().cast(burn::tensor::DType::BF16).cast(burn::tensor::DType::F32)
+}
+
+#[test]
+fn bf16_linear_multiplies_rounded_operands_forward_and_backward() {
+    use crate::precision::{Precision, autocast};
+    use burn::nn::LinearConfig;
+    let device = Device::flex().autodiff();
+    let layer = crate::FusedLinear::from(LinearConfig::new(48, 40).init(&device));
+    let x = Tensor::<3>::random([3, 17, 48], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let g = Tensor::<3>::random([3, 17, 40], Distribution::Normal(0.0, 1.0), &device);
+    let (y, gx, gw) = {
+        let _bf16 = autocast(Precision::Bf16);
+        let y = layer.forward(x.clone());
+        let grads = (y.clone() * g.clone()).sum().backward();
+        (y, x.grad(&grads).unwrap(), layer.weight.grad(&grads).unwrap())
+    };
+    // References in float32 from the rounded operands: y = r(x)·r(W) + b, ∂x = r(g)·r(W)ᵀ,
+    // ∂W = r(x)ᵀ·r(g) (summed over the batch).
+    let (rx, rw, rg) = (bf16_values(&x), bf16_values(&layer.weight.val()), bf16_values(&g));
+    let b = layer.bias.as_ref().unwrap().val().detach();
+    let ry = rx.clone().matmul(rw.clone().unsqueeze()) + b.unsqueeze();
+    let rgx = rg.clone().matmul(rw.clone().transpose().unsqueeze());
+    let rgw = rx.reshape([51, 48]).transpose().matmul(rg.reshape([51, 40]));
+    let tol = burn::tensor::Tolerance::absolute(2e-5);
+    y.clone().detach().into_data().assert_approx_eq::<f32>(&ry.into_data(), tol);
+    gx.into_data().assert_approx_eq::<f32>(&rgx.into_data(), tol);
+    gw.into_data().assert_approx_eq::<f32>(&rgw.into_data(), tol);
+    // And the rounding matters: float32 differs by more than the tolerance.
+    let f32_y = layer.forward(x.clone()).detach();
+    let diff = (f32_y - y.detach()).abs().max().into_scalar::<f32>();
+    assert!(diff > 1e-4, "bf16 equals float32 ({diff})");
+}
+
+#[test]
+fn reduced_precision_attention_rounds_its_operands() {
+    use crate::precision::{Precision, autocast};
+    let device = Device::flex();
+    let shape = [2, 3, 9, 8];
+    let [q, k, v] = [0, 1, 2].map(|_| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device));
+    let out = {
+        let _bf16 = autocast(Precision::Bf16);
+        super::attention(q.clone(), k.clone(), v.clone(), 0.35)
+    };
+    let reference = super::attention(bf16_values(&q), bf16_values(&k), bf16_values(&v), 0.35);
+    out.into_data().assert_approx_eq::<f32>(&reference.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+}
