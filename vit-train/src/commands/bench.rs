@@ -5,6 +5,7 @@
 //! alone. The child prints one JSON line; the parent collects them and prints a table, or the
 //! JSON lines themselves with `--json` (what `scripts/bench_vs_pytorch.sh` reads).
 
+use vit_model::{Precision, autocast};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,9 @@ pub struct BenchArgs {
     /// Timed iterations (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
+    /// Precision of the matrix products: f32, bf16 or f16 (mixed precision, as `run.precision`).
+    #[arg(long, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// One JSON line per case instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +117,9 @@ pub struct BenchResult {
     pub image_size: usize,
     pub layers: usize,
     pub device: String,
+    /// The precision of the matrix products.
+    #[serde(default)]
+    pub precision: Precision,
     pub warmup: usize,
     pub iters: usize,
     /// Seconds from process start to the first timed iteration's start (model init, warmup).
@@ -182,9 +189,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut failed = Vec::new();
     if !args.json {
         eprintln!(
-            "bench: {} case(s) on {}, {} warmup + {} timed iterations, each in its own process",
+            "bench: {} case(s) on {} in {}, {} warmup + {} timed iterations, each in its own process",
             cases.len(),
             args.device,
+            args.precision,
             args.warmup,
             args.iters
         );
@@ -193,6 +201,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let out = Command::new(&exe)
             .args(["bench", "--child", "--case", case.name, "--device", &args.device])
             .args(["--warmup", &args.warmup.to_string(), "--iters", &args.iters.to_string()])
+            .args(["--precision", args.precision.name()])
             .stderr(std::process::Stdio::inherit())
             .output()
             .with_context(|| format!("bench: running case {}", case.name))?;
@@ -317,6 +326,7 @@ fn time_training<M: Module>(
 
 fn run_case(case: &Case, args: &BenchArgs) -> Result<BenchResult> {
     since_start();
+    let _autocast = autocast(args.precision);
     let config = case.config();
     let base = parse_device(&args.device)?;
     base.seed(0);
@@ -378,6 +388,7 @@ fn run_case(case: &Case, args: &BenchArgs) -> Result<BenchResult> {
         image_size: s,
         layers: case.layers,
         device: args.device.clone(),
+        precision: args.precision,
         warmup: args.warmup,
         iters: args.iters,
         setup_s,
@@ -413,7 +424,15 @@ mod tests {
     #[test]
     fn tiny_train_case_runs() {
         let case = Case { name: "t", kind: Kind::Train, model: "ti4", batch: 2, layers: 1 };
-        let args = BenchArgs { cases: vec![], device: "cpu".into(), warmup: 0, iters: 1, json: true, child: true };
+        let args = BenchArgs {
+            cases: vec![],
+            device: "cpu".into(),
+            warmup: 0,
+            iters: 1,
+            precision: Precision::Bf16,
+            json: true,
+            child: true,
+        };
         let r = run_case(&case, &args).unwrap();
         assert!(r.images_per_s > 0.0 && r.loss.unwrap().is_finite());
     }

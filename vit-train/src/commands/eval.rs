@@ -2,6 +2,7 @@
 //! HF model directory on the test or validation split named by a run config's `[data]` section
 //! (with the evaluation transform used during training).
 
+use vit_model::{Precision, autocast};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -32,6 +33,9 @@ pub struct EvalArgs {
     /// Config overrides, as for training.
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// Precision of the matrix products: f32, bf16 or f16; default: the config's `run.precision`.
+    #[arg(long)]
+    pub precision: Option<Precision>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -83,6 +87,7 @@ fn check_normalisation(model_dir: &Path, model_config: &ViTConfig, used: &ImageP
 /// Runs the model over the chosen split and counts.
 pub fn evaluate(args: &EvalArgs) -> Result<(EvalCounts, String)> {
     let config = RunConfig::load(&args.config, &args.overrides)?;
+    let _autocast = autocast(args.precision.unwrap_or(config.run.precision));
     let device = config.run.device.device()?;
     let model_dir = resolve_reference(&args.model, "--model")?;
     let (model, model_config) = load_classifier(&model_dir, &device)?;

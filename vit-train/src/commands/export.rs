@@ -104,6 +104,7 @@ pub fn export(
                     drop_path: Default::default(),
                     ema: with_ema.then(|| ViTForImageClassification::new(&vit_config, &device)),
                     ema_run: None,
+                    precision: Default::default(),
                 };
                 let step = step.try_load_record(record).map_err(bad)?;
                 let model = match (average, step.ema) {
@@ -114,7 +115,13 @@ pub fn export(
             }
             Task::Simmim => {
                 let model = ViTForMaskedImageModeling::new(&vit_config, &device)?;
-                let step = SimMimStep { model, guard: None, samples: None, drop_path: Default::default() };
+                let step = SimMimStep {
+                    model,
+                    guard: None,
+                    samples: None,
+                    drop_path: Default::default(),
+                    precision: Default::default(),
+                };
                 step.try_load_record(record).map_err(bad)?.model.save_pretrained(&vit_config, tmp)?;
             }
         }

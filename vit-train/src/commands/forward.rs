@@ -1,6 +1,7 @@
 //! `vit-train forward`: a model directory run on named inputs, every output written (for porting
 //! and debugging).
 
+use vit_model::{Precision, autocast};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -30,6 +31,9 @@ pub struct ForwardArgs {
     /// Device (cpu, cuda:0, wgpu, ...).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Precision of the matrix products: f32, bf16 or f16 (mixed precision, as `run.precision`).
+    #[arg(long, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// Replace `--output` even when it is not a previous forward output.
     #[arg(long)]
     pub overwrite: bool,
@@ -37,6 +41,7 @@ pub struct ForwardArgs {
 
 /// Runs `vit-train forward`.
 pub fn run(args: ForwardArgs) -> Result<()> {
+    let _autocast = autocast(args.precision);
     let device = parse_device(&args.device)?;
     let options = ForwardFileOptions {
         interpolate_pos_encoding: args.interpolate_pos_encoding,

@@ -1,6 +1,7 @@
 //! `vit-train predict`: classify image files with an HF model directory and its own
 //! preprocessing (`preprocessor_config.json`), printing the top-k labels per image.
 
+use vit_model::{Precision, autocast};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -40,6 +41,9 @@ pub struct PredictArgs {
     /// Device (cpu, cuda:0, wgpu, ...).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Precision of the matrix products: f32, bf16 or f16 (mixed precision, as `run.precision`).
+    #[arg(long, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// Image files, or directories searched recursively for images (sorted by path).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -239,6 +243,7 @@ pub fn prediction_csv(p: &Prediction, labels: &[String], k: usize) -> String {
 
 /// `vit-train predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
+    let _autocast = autocast(args.precision);
     if args.top_k == 0 {
         bail!("--top-k must be at least 1");
     }

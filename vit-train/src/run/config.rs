@@ -1,6 +1,7 @@
 //! The run configuration: one TOML file (plus `--set section.key=value` overrides, see
 //! [`super::overrides`]), typed field by field and validated with errors that name the field.
 
+use vit_model::Precision;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -386,9 +387,13 @@ pub struct RunSection {
     pub output_dir: PathBuf,
     /// `cpu`, `cuda:0`, `wgpu`, `wgpu:discrete:0`, `vulkan:0`, ...
     pub device: DeviceSpec,
-    /// Data-parallel training on several devices (burn-train's multi-device strategy), e.g.
-    /// `["cuda:0", "cuda:1"]`; empty: `device` alone.
+    /// Synchronous data-parallel training on several devices, e.g. `["cuda:0", "cuda:1"]`: each
+    /// trains a `data.batch_size` share of every micro-batch; empty: `device` alone.
     pub devices: Vec<DeviceSpec>,
+    /// Mixed precision of the matrix products (`f32`, `bf16`, `f16`), as PyTorch's autocast:
+    /// float32 weights, optimizer state, LayerNorm, softmax and losses; `f16` with dynamic loss
+    /// scaling. Checkpoints and exports stay float32.
+    pub precision: Precision,
     /// A metrics.csv row (and, when not on a terminal, a log line) every N optimizer steps.
     pub log_every: usize,
     /// SimMIM: write a reconstruction grid (samples/step-N.png) every N micro-batches (0: never).
@@ -415,6 +420,7 @@ impl Default for RunSection {
             output_dir: PathBuf::from("runs/default"),
             device: DeviceSpec::Cpu,
             devices: Vec::new(),
+            precision: Precision::F32,
             log_every: 50,
             sample_every: 500,
             ema_decay: 0.0,

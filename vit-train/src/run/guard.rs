@@ -23,6 +23,7 @@ use burn::tensor::Tensor;
 use burn::train::Interrupter;
 
 use super::clock::RunClock;
+use super::loss_scale::{LossScaler, MAX_OVERFLOWS_IN_A_ROW, ScaledStep};
 
 /// What happens on a NaN or infinite loss or gradient norm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +109,8 @@ pub struct StepGuard {
     pub loss_scale: f64,
     /// Deferred values are read back every this many optimizer steps (and at segment ends).
     pub flush_every: usize,
+    /// Dynamic loss scaling (float16 training).
+    scaler: Option<Arc<Mutex<LossScaler>>>,
 }
 
 impl std::fmt::Debug for StepGuard {
@@ -137,7 +140,25 @@ impl StepGuard {
             max_grad_norm,
             loss_scale: 1.0 / accumulation.max(1) as f64,
             flush_every: 1,
+            scaler: None,
         }
+    }
+
+    /// Scales the loss dynamically (float16 training, see [`LossScaler`]): each optimizer step
+    /// then reads its gradient norm back to decide whether it overflowed.
+    pub fn with_loss_scaling(mut self, scaler: LossScaler) -> Self {
+        self.scaler = Some(Arc::new(Mutex::new(scaler)));
+        self
+    }
+
+    /// The loss scaler's state, when the loss is scaled.
+    pub fn loss_scaler(&self) -> Option<LossScaler> {
+        self.scaler.as_ref().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// The current dynamic loss scale (1 without scaling).
+    fn dynamic_scale(&self) -> f64 {
+        self.scaler.as_ref().map_or(1.0, |s| s.lock().unwrap_or_else(|p| p.into_inner()).scale)
     }
 
     /// Reads deferred values back every `steps` optimizer steps (at least 1).
@@ -245,6 +266,9 @@ impl StepGuard {
         lr: ModuleLearningRate,
         mut grads: GradientsParams,
     ) -> (M, bool) {
+        if let Some(scaler) = &self.scaler {
+            return self.optimize_scaled(scaler, model, optim, lr, grads);
+        }
         if self.policy == NonFinitePolicy::Stop {
             // Nothing is read: the norm and the clip factor stay on the device.
             if let Some(norm) = global_norm_tensor(&model, &grads) {
@@ -277,12 +301,68 @@ impl StepGuard {
     }
 }
 
+impl StepGuard {
+    /// [`StepGuard::optimize`] under loss scaling: unscales the gradients, reads their norm back,
+    /// and skips the step (halving the scale) when they overflowed, as `GradScaler` does. A loss
+    /// that is not finite is reported under the run's policy as without scaling; overflowing
+    /// gradients are expected and only counted, unless they persist (divergence).
+    fn optimize_scaled<M: Module>(
+        &self,
+        scaler: &Mutex<LossScaler>,
+        model: M,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        mut grads: GradientsParams,
+    ) -> (M, bool) {
+        let scale = self.dynamic_scale();
+        let Some(norm) = global_norm_tensor(&model, &grads) else {
+            return (optim.step(lr, model, grads), true);
+        };
+        // The unscaled norm: ‖g/S‖ = ‖g‖/S.
+        let norm = read_values(vec![norm])[0] / scale;
+        let loss_failed = {
+            let pending = std::mem::take(&mut self.lock().pending);
+            let (meta, tensors): (Vec<_>, Vec<_>) =
+                pending.into_iter().map(|p| ((p.micro_batch, p.what), p.value)).unzip();
+            let failed = meta.into_iter().zip(read_values(tensors)).find(|(_, v)| !v.is_finite());
+            if let Some(((micro_batch, what), value)) = failed {
+                self.report_at(micro_batch, what, value);
+            }
+            failed.is_some() || std::mem::take(&mut self.lock().skip_next_update)
+        };
+        let outcome = scaler.lock().unwrap_or_else(|p| p.into_inner()).update(norm);
+        if loss_failed {
+            self.skipped();
+            return (model, false);
+        }
+        match outcome {
+            ScaledStep::Apply => {
+                self.lock().consecutive_skips = 0;
+                model.visit(&mut Scale { grads: &mut grads, factor: 1.0 / scale });
+                if self.max_grad_norm > 0.0 {
+                    clip_to(&model, &mut grads, norm, self.max_grad_norm);
+                }
+                (optim.step(lr, model, grads), true)
+            }
+            ScaledStep::Skip => (model, false),
+            ScaledStep::Diverged => {
+                let scale = self.dynamic_scale();
+                self.report("gradient norm under loss scaling", norm);
+                self.interrupter.stop(Some(&format!(
+                    "the float16 gradients overflowed {MAX_OVERFLOWS_IN_A_ROW} steps in a row (loss scale down to {scale:e})"
+                )));
+                (model, false)
+            }
+        }
+    }
+}
+
 /// Checks `loss` with the guard (when there is one) and back-propagates it, scaled for gradient
-/// accumulation.
+/// accumulation (and by the dynamic loss scale under float16).
 pub fn guarded_backward(guard: Option<&StepGuard>, loss: &Tensor<1>) -> burn::tensor::Gradients {
     let scale = guard.map_or(1.0, |g| {
         g.check(loss);
-        g.loss_scale
+        g.loss_scale * g.dynamic_scale()
     });
     loss.clone().mul_scalar(scale).backward()
 }

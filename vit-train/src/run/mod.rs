@@ -14,6 +14,7 @@ pub mod ema;
 pub mod evaluation;
 pub mod guard;
 pub mod loader;
+pub mod loss_scale;
 pub mod model;
 pub mod optim;
 pub mod overrides;

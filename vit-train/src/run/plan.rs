@@ -137,6 +137,14 @@ impl RunPlan {
                  without it (a non-finite value then stops the run, its last good checkpoint intact)"
             );
         }
+        if matches!(Parallelism::of(&config.run.devices), Parallelism::Ddp { .. })
+            && config.run.precision == vit_model::Precision::F16
+        {
+            bail!(
+                "run.precision = \"f16\" cannot be used with several CUDA devices: its loss scale is one state per run \
+                 and DDP steps each device alone; use run.precision = \"bf16\" (no loss scaling needed)"
+            );
+        }
         let devices = config.run.devices.len().max(1);
         if data.train.len() < devices {
             bail!(

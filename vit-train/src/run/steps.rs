@@ -7,8 +7,9 @@ use burn::tensor::Tensor;
 use burn::train::metric::{Adaptor, ItemLazy, LossInput};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use vit_data::ImageBatch;
+use vit_model::autocast;
 use vit_model::loss::soft_target_cross_entropy;
-use vit_model::{Labels, StochasticDepth, ViTForImageClassification, ViTForMaskedImageModeling, ViTForwardOptions};
+use vit_model::{Labels, Precision, StochasticDepth, ViTForImageClassification, ViTForMaskedImageModeling, ViTForwardOptions};
 
 use super::ema::{EmaRun, ema_update};
 use super::guard::{StepGuard, guarded_backward, guarded_optimize};
@@ -33,6 +34,9 @@ pub struct ClassifierStep {
     /// Its schedule and validation counts.
     #[module(skip)]
     pub ema_run: Option<EmaRun>,
+    /// The precision of the matrix products (`run.precision`).
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 /// `model.drop_path_rate` with the run seed: each training micro-batch gets its own draws, keyed
@@ -89,6 +93,7 @@ impl TrainStep for ClassifierStep {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
+        let _autocast = autocast(self.precision);
         let item = self.forward(batch, self.drop_path.at(self.guard.as_ref()));
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
         TrainOutput::new(self, grads, item)
@@ -127,6 +132,7 @@ impl InferenceStep for ClassifierStep {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: ImageBatch) -> ClassificationOutput {
+        let _autocast = autocast(self.precision);
         self.validate_ema(&batch);
         self.forward(batch, None)
     }
@@ -166,6 +172,9 @@ pub struct SimMimStep {
     /// Stochastic depth while training.
     #[module(skip)]
     pub drop_path: DropPathSchedule,
+    /// The precision of the matrix products (`run.precision`).
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 impl SimMimStep {
@@ -183,6 +192,7 @@ impl TrainStep for SimMimStep {
     type Output = SimMimOutput;
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<SimMimOutput> {
+        let _autocast = autocast(self.precision);
         let (pixels, mask) = (batch.pixel_values.clone(), batch.bool_masked_pos.clone());
         let (item, reconstruction) = self.forward(batch, self.drop_path.at(self.guard.as_ref()));
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
@@ -205,6 +215,7 @@ impl InferenceStep for SimMimStep {
     type Output = SimMimOutput;
 
     fn step(&self, batch: ImageBatch) -> SimMimOutput {
+        let _autocast = autocast(self.precision);
         self.forward(batch, None).0
     }
 }

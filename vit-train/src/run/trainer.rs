@@ -19,7 +19,7 @@ use burn::train::{
     MultiDeviceOptim, StoppingCondition, SupervisedTraining, TrainStep, TrainingStrategy,
 };
 use vit_data::ImageBatch;
-use vit_model::{PretrainedViT, ViTForImageClassification};
+use vit_model::{Precision, PretrainedViT, ViTForImageClassification};
 
 use super::checkpoint_sets::{CheckpointSets, latest_intact, remove_stale_temporaries};
 use super::checkpointer::{SaveGate, SetCheckpointer};
@@ -30,6 +30,7 @@ use super::ema::{EmaRun, EmaSchedule, EmaValidation};
 use super::evaluation::evaluate_classifier;
 use super::guard::{NonFinitePolicy, StepGuard};
 use super::loader::EpochLoader;
+use super::loss_scale::LossScaler;
 use super::model;
 use super::optim::{build_optimizer, build_schedule};
 use super::parallel::Parallelism;
@@ -141,8 +142,12 @@ impl Launch {
         // Each loss is scaled so that the gradients burn-train adds up are the mean over the
         // run's micro-batch: its accumulation group, and its devices unless DDP averages them.
         let summed = o.grad_accumulation.max(1) * self.parallelism().summed_shares();
-        StepGuard::new(policy, interrupter, o.max_grad_norm, summed, self.clock.clone())
-            .flushing_every(self.plan.config.run.log_every)
+        let guard = StepGuard::new(policy, interrupter, o.max_grad_norm, summed, self.clock.clone())
+            .flushing_every(self.plan.config.run.log_every);
+        match self.plan.config.run.precision {
+            Precision::F16 => guard.with_loss_scaling(LossScaler::default()),
+            _ => guard,
+        }
     }
 
     /// What is left of the run to fall back on, for messages.
@@ -156,6 +161,12 @@ impl Launch {
 
     fn check_guard(&self, guard: &StepGuard) -> Result<()> {
         guard.flush();
+        if let Some(scaler) = guard.loss_scaler() {
+            eprintln!(
+                "float16 loss scaling: {} optimizer steps skipped for overflowing gradients; final scale {}",
+                scaler.skipped, scaler.scale
+            );
+        }
         let events = guard.events();
         let Some(first) = events.first() else { return Ok(()) };
         if !self.plan.options.skip_nonfinite {
@@ -277,6 +288,7 @@ impl Launch {
         let Some(test) = plan.data.test.clone() else {
             return Ok(());
         };
+        let _autocast = vit_model::autocast(config.run.precision);
         let (model, _) = model::load_classifier(exported, &plan.device)?;
         let (_, eval_batcher) = batchers(&config.data, &plan.processor, config.run.seed, None, None)?;
         let loader = EpochLoader::evaluation(test, eval_batcher, config.data.eval_batch_size(), plan.device.clone());
@@ -344,6 +356,13 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
     if let Some(checkpoint) = plan.start.checkpoint() {
         eprintln!("resuming {} from checkpoint {checkpoint}", plan.dir.root().display());
     }
+    match config.run.precision {
+        Precision::F32 => {}
+        Precision::Bf16 => eprintln!("mixed precision: matrix products in bfloat16, float32 weights and reductions"),
+        Precision::F16 => eprintln!(
+            "mixed precision: matrix products in float16 with dynamic loss scaling, float32 weights and reductions"
+        ),
+    }
     if let Some(parallel) = Parallelism::of(&config.run.devices).describe() {
         let global = config.data.batch_size * config.run.devices.len() * config.optimizer.grad_accumulation.max(1);
         eprintln!("training on {parallel}; {global} images per optimizer step");
@@ -402,6 +421,7 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
                 drop_path: launch.drop_path(),
                 ema,
                 ema_run,
+                precision: config.run.precision,
             };
             let result = training.launch(Learner::new(step, optimizer, scheduler));
             launch.check_guard(&guard)?;
@@ -438,6 +458,7 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
                 guard: Some(guard.clone()),
                 samples: Some(samples.clone()),
                 drop_path: launch.drop_path(),
+                precision: config.run.precision,
             };
             let result = training.launch(Learner::new(step, optimizer, scheduler));
             samples.wait();
