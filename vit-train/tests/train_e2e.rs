@@ -877,3 +877,95 @@ fn several_devices_train_as_one_device_with_their_global_batch_and_resume() {
     let difference = max_weight_difference(&final_weights(&straight), &final_weights(&resumed));
     assert!(difference < 1e-5, "resumed weights differ by {difference}");
 }
+
+/// The logits `vit-train predict --json` gives for every image under `images`, by file.
+fn predicted_logits(model: &std::path::Path, images: &std::path::Path, precision: &str) -> Vec<Vec<f64>> {
+    let output = vit_train(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        "--precision",
+        precision,
+        images.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn mixed_precision_trains_to_the_float32_accuracy_resumes_exactly_and_exports_float32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 40);
+    let epochs = 8;
+    let config = |name: &str, precision: &str| {
+        let out = tmp.path().join(name);
+        let text = classification_config(&data, &out, epochs)
+            .replace("log_every = 5", &format!("log_every = 5\nprecision = \"{precision}\""));
+        (write_config(tmp.path(), &format!("{name}.toml"), &text), out)
+    };
+    let mut final_accuracy = std::collections::BTreeMap::new();
+    for precision in ["f32", "bf16", "f16"] {
+        let (path, out) = config(precision, precision);
+        let stderr = assert_ok(&vit_train(&["--config", path.to_str().unwrap()]));
+        let rows = valid_rows(&out);
+        assert_eq!(rows.len(), epochs);
+        assert!(rows.iter().all(|r| r.1.is_finite()), "{precision}: {rows:?}");
+        final_accuracy.insert(precision, rows.last().unwrap().2.unwrap());
+        match precision {
+            "f16" => assert!(stderr.contains("float16 loss scaling:"), "{stderr}"),
+            "bf16" => assert!(stderr.contains("matrix products in bfloat16"), "{stderr}"),
+            _ => assert!(!stderr.contains("mixed precision"), "{stderr}"),
+        }
+        // Checkpoints and exports stay float32.
+        let header = vit_model::checkpoint::safetensors_file::read_header(&out.join("best/model.safetensors")).unwrap();
+        assert!(header.tensors.values().all(|(dtype, _)| format!("{dtype:?}") == "F32"), "{precision}");
+    }
+    println!("final validation accuracy by precision: {final_accuracy:?}");
+    let f32_accuracy = final_accuracy["f32"];
+    assert!(f32_accuracy >= 70.0, "the float32 run did not learn: {final_accuracy:?}");
+    assert!((final_accuracy["bf16"] - f32_accuracy).abs() <= 0.5, "{final_accuracy:?}");
+    assert!(final_accuracy["f16"] >= f32_accuracy - 10.0, "float16 diverged: {final_accuracy:?}");
+
+    // bf16 and f32 predictions of the same exported model agree to bf16's precision.
+    let model = tmp.path().join("f32/best");
+    let (ours, low) = (predicted_logits(&model, &data, "f32"), predicted_logits(&model, &data, "bf16"));
+    assert_eq!(ours.len(), 120);
+    let worst = ours.iter().flatten().zip(low.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst > 0.0 && worst < 0.1, "bf16 logits differ from float32 by {worst}");
+
+    // A bf16 run killed after its first checkpoint and resumed ends as the uninterrupted one.
+    let (path, resumed) = config("bf16-resumed", "bf16");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
+        .args(["--config", path.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let committed = resumed.join("checkpoint/manifest-2.json");
+    while child.try_wait().unwrap().is_none() && !committed.exists() {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!resumed.join("best").exists(), "the run was not interrupted");
+    assert!(assert_ok(&vit_train(&["--config", path.to_str().unwrap(), "--resume"])).contains("resuming"));
+    assert_eq!(metrics_without_speed(&tmp.path().join("bf16")), metrics_without_speed(&resumed));
+    assert!(
+        std::fs::read(tmp.path().join("bf16/best/model.safetensors")).unwrap()
+            == std::fs::read(resumed.join("best/model.safetensors")).unwrap(),
+        "the resumed bf16 run's weights differ"
+    );
+
+    // A precision that does not exist is named with the ones that do.
+    let (path, _) = config("f8", "f8");
+    let output = vit_train(&["--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("run.precision") && stderr.contains("bf16"), "{stderr}");
+}

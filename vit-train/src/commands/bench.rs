@@ -5,9 +5,9 @@
 //! alone. The child prints one JSON line; the parent collects them and prints a table, or the
 //! JSON lines themselves with `--json` (what `scripts/bench_vs_pytorch.sh` reads).
 
-use vit_model::{Precision, autocast};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use vit_model::{Precision, autocast};
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;

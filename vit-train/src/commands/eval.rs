@@ -2,8 +2,8 @@
 //! HF model directory on the test or validation split named by a run config's `[data]` section
 //! (with the evaluation transform used during training).
 
-use vit_model::{Precision, autocast};
 use std::path::{Path, PathBuf};
+use vit_model::{Precision, autocast};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;

@@ -1,8 +1,8 @@
 //! `vit-train forward`: a model directory run on named inputs, every output written (for porting
 //! and debugging).
 
-use vit_model::{Precision, autocast};
 use std::path::PathBuf;
+use vit_model::{Precision, autocast};
 
 use anyhow::Result;
 use clap::Args;

@@ -1,9 +1,9 @@
 //! `vit-train predict`: classify image files with an HF model directory and its own
 //! preprocessing (`preprocessor_config.json`), printing the top-k labels per image.
 
-use vit_model::{Precision, autocast};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use vit_model::{Precision, autocast};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};

@@ -1,8 +1,8 @@
 //! The run configuration: one TOML file (plus `--set section.key=value` overrides, see
 //! [`super::overrides`]), typed field by field and validated with errors that name the field.
 
-use vit_model::Precision;
 use std::path::{Path, PathBuf};
+use vit_model::Precision;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};

@@ -23,6 +23,8 @@ use burn::tensor::Tensor;
 use burn::train::Interrupter;
 
 use super::clock::RunClock;
+#[cfg(test)]
+use super::loss_scale::INITIAL_SCALE;
 use super::loss_scale::{LossScaler, MAX_OVERFLOWS_IN_A_ROW, ScaledStep};
 
 /// What happens on a NaN or infinite loss or gradient norm.
@@ -544,5 +546,55 @@ mod tests {
         assert_eq!(reads, 2 * 5 - 1);
         assert_eq!(guard.events().len(), 1);
         assert!(!guard.gave_up());
+    }
+
+    #[test]
+    fn float16_loss_scaling_skips_overflowing_steps_and_lowers_the_scale_until_they_fit() {
+        let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let _f16 = vit_model::autocast(vit_model::Precision::F16);
+        let device = Device::flex().autodiff();
+        let config = ViTConfig {
+            hidden_size: 8,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            intermediate_size: 16,
+            image_size: 8,
+            patch_size: 4,
+            ..ViTConfig::default()
+        }
+        .with_num_labels(3);
+        let mut model = ViTForImageClassification::new(&config, &device);
+        let mut optim: ModuleOptimizer = AdamWConfig::new().init();
+        let clock = RunClock::new(Segments::new(10, 1, 3, None, None), 0);
+        let guard = StepGuard::new(NonFinitePolicy::Stop, Interrupter::new(), 1.0, 1, clock.clone())
+            .with_loss_scaling(LossScaler::default());
+        let pixels = Tensor::<4>::random([4, 3, 8, 8], Distribution::Default, &device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0], [4]), &device);
+        clock.begin_next_segment();
+        let mut applied = 0;
+        for _ in 0..30 {
+            clock.deliver(4);
+            let out = model
+                .forward_with(pixels.clone(), Some(Labels::Classes(labels.clone())), ViTForwardOptions::default())
+                .unwrap();
+            // A loss this large times 2^16 overflows float16 in the backward pass.
+            let loss = out.loss.unwrap().mul_scalar(1e3);
+            let grads = GradientsParams::from_grads(guarded_backward(Some(&guard), &loss), &model);
+            let (next, stepped) = guarded_optimize(Some(guard.clone()), model, &mut optim, 1e-3.into(), grads);
+            model = next;
+            applied += usize::from(stepped);
+        }
+        let scaler = guard.loss_scaler().unwrap();
+        assert!(scaler.skipped > 0 && scaler.scale < INITIAL_SCALE, "{scaler:?}");
+        assert_eq!(applied + scaler.skipped, 30);
+        assert!(applied > 0, "no step fitted float16: {scaler:?}");
+        assert!(guard.events().is_empty(), "overflows are not errors");
+        assert!(!guard.interrupter.should_stop());
+        ensure_finite_weights(&model);
+    }
+
+    fn ensure_finite_weights(model: &ViTForImageClassification) {
+        let w = model.vit.embeddings.patch_embeddings.projection.weight.val().into_data();
+        assert!(w.convert::<f32>().iter::<f32>().all(f32::is_finite));
     }
 }

@@ -96,6 +96,7 @@ mod tests {
             drop_path: Default::default(),
             ema: None,
             ema_run: None,
+            precision: Default::default(),
         }
     }
 

@@ -9,7 +9,9 @@ use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use vit_data::ImageBatch;
 use vit_model::autocast;
 use vit_model::loss::soft_target_cross_entropy;
-use vit_model::{Labels, Precision, StochasticDepth, ViTForImageClassification, ViTForMaskedImageModeling, ViTForwardOptions};
+use vit_model::{
+    Labels, Precision, StochasticDepth, ViTForImageClassification, ViTForMaskedImageModeling, ViTForwardOptions,
+};
 
 use super::ema::{EmaRun, ema_update};
 use super::guard::{StepGuard, guarded_backward, guarded_optimize};
