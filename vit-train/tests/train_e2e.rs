@@ -934,12 +934,40 @@ fn mixed_precision_trains_to_the_float32_accuracy_resumes_exactly_and_exports_fl
     assert!((final_accuracy["bf16"] - f32_accuracy).abs() <= 0.5, "{final_accuracy:?}");
     assert!(final_accuracy["f16"] >= f32_accuracy - 10.0, "float16 diverged: {final_accuracy:?}");
 
+    let latest = tmp.path().join("f32.last-f32");
+    let run = tmp.path().join("f32");
+    assert_ok(&vit_train(&["export", "--run", run.to_str().unwrap(), "--output", latest.to_str().unwrap()]));
+
     // bf16 and f32 predictions of the same exported model agree to bf16's precision.
     let model = tmp.path().join("f32/best");
     let (ours, low) = (predicted_logits(&model, &data, "f32"), predicted_logits(&model, &data, "bf16"));
     assert_eq!(ours.len(), 120);
     let worst = ours.iter().flatten().zip(low.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(worst > 0.0 && worst < 0.1, "bf16 logits differ from float32 by {worst}");
+
+    // A bfloat16 export: half the size, its logits those of the float32 weights to bf16 precision.
+    let half = tmp.path().join("f32-bf16");
+    let run = tmp.path().join("f32");
+    assert_ok(&vit_train(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--dtype",
+        "bf16",
+        "--output",
+        half.to_str().unwrap(),
+    ]));
+    let header = vit_model::checkpoint::safetensors_file::read_header(&half.join("model.safetensors")).unwrap();
+    assert!(header.tensors.values().all(|(dtype, _)| format!("{dtype:?}") == "BF16"));
+    let (size, full_size) = (
+        std::fs::metadata(half.join("model.safetensors")).unwrap().len(),
+        std::fs::metadata(run.join("best/model.safetensors")).unwrap().len(),
+    );
+    assert!(size as f64 <= 0.5 * full_size as f64 + 8192.0, "{size} vs {full_size} bytes");
+    let from_half = predicted_logits(&half, &data, "f32");
+    let last = predicted_logits(&run.with_extension("last-f32"), &data, "f32");
+    let worst = last.iter().flatten().zip(from_half.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst < 0.1, "bf16 weights change the logits by {worst}");
 
     // A bf16 run killed after its first checkpoint and resumed ends as the uninterrupted one.
     let (path, resumed) = config("bf16-resumed", "bf16");

@@ -8,6 +8,7 @@
 pub mod keys;
 pub mod safetensors_file;
 
+use crate::precision::Precision;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -200,9 +201,15 @@ pub trait PretrainedViT: ModuleSnapshot + Sized {
     /// Writes `config.json` (with `architectures`) and `model.safetensors` into `dir`, each through
     /// a temporary file and a rename. `transformers`' `from_pretrained` loads the result.
     fn save_pretrained(&self, config: &ViTConfig, dir: impl AsRef<Path>) -> Result<()> {
+        self.save_pretrained_in(config, dir, Precision::F32)
+    }
+
+    /// [`PretrainedViT::save_pretrained`] with the weights stored as `precision` (float32, or
+    /// bfloat16/float16 rounded to nearest even: half the size; `transformers` loads them).
+    fn save_pretrained_in(&self, config: &ViTConfig, dir: impl AsRef<Path>, precision: Precision) -> Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| ViTError::io("cannot create directory", dir, e))?;
-        let bytes = safetensors_file::to_bytes(&self.to_hf_tensors()?)?;
+        let bytes = safetensors_file::to_bytes_in(&self.to_hf_tensors()?, precision, &[("format", "pt")])?;
         let weights = dir.join("model.safetensors");
         vit_io::write_atomic(&weights, &bytes).map_err(|e| ViTError::io("cannot write", &weights, e))?;
         let mut config = config.clone();

@@ -1,5 +1,6 @@
 //! Reading and writing `model.safetensors` (single or sharded) as named f32 tensors.
 
+use crate::precision::Precision;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -231,14 +232,34 @@ pub fn to_bytes(tensors: &BTreeMap<String, HfTensor>) -> Result<Vec<u8>> {
 
 /// Serialises named f32 tensors as a safetensors file with the given `__metadata__` entries.
 pub fn to_bytes_with_metadata(tensors: &BTreeMap<String, HfTensor>, metadata: &[(&str, &str)]) -> Result<Vec<u8>> {
-    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(k, t)| (k.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
-        .collect();
+    to_bytes_in(tensors, Precision::F32, metadata)
+}
+
+/// Serialises named tensors as a safetensors file of `precision`'s dtype (F32, BF16 or F16,
+/// rounded to nearest even) with the given `__metadata__` entries.
+pub fn to_bytes_in(
+    tensors: &BTreeMap<String, HfTensor>,
+    precision: Precision,
+    metadata: &[(&str, &str)],
+) -> Result<Vec<u8>> {
+    let encode = |data: &[f32]| -> Vec<u8> {
+        match precision {
+            Precision::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Precision::Bf16 => data.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
+            Precision::F16 => data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+        }
+    };
+    let dtype = match precision {
+        Precision::F32 => Dtype::F32,
+        Precision::Bf16 => Dtype::BF16,
+        Precision::F16 => Dtype::F16,
+    };
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> =
+        tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone(), encode(&t.data))).collect();
     let views = raw
         .iter()
         .map(|(k, shape, bytes)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (k.clone(), v))
+            safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes).map(|v| (k.clone(), v))
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| ViTError::Safetensors { path: PathBuf::from("<memory>"), message: e.to_string() })?;

@@ -1,6 +1,7 @@
 //! `vit-train export`: a training checkpoint → an HF model directory.
 
 use std::path::{Path, PathBuf};
+use vit_model::Precision;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -39,12 +40,16 @@ pub struct ExportArgs {
     /// run exports (`run.export_ema`).
     #[arg(long, value_parser = ["trained", "average"])]
     pub weights: Option<String>,
+    /// The dtype of the exported weights: f32 (as trained), or bf16/f16 (half the size;
+    /// `transformers` loads them).
+    #[arg(long, default_value_t = Precision::F32)]
+    pub dtype: Precision,
 }
 
 /// Runs `vit-train export`.
 pub fn run(args: ExportArgs) -> Result<()> {
     let average = args.weights.as_deref().map(|w| w == "average");
-    let epoch = export(&args.run, args.epoch, &args.output, args.overwrite, average)?;
+    let epoch = export(&args.run, args.epoch, &args.output, args.overwrite, average, args.dtype)?;
     println!("exported epoch {epoch} of {} to {}", args.run.display(), args.output.display());
     Ok(())
 }
@@ -58,6 +63,7 @@ pub fn export(
     output: &Path,
     overwrite: bool,
     average: Option<bool>,
+    dtype: Precision,
 ) -> Result<usize> {
     let dir = RunDir::new(run);
     let config = RunConfig::load(&dir.run_config(), &[])
@@ -111,7 +117,7 @@ pub fn export(
                     (true, Some(ema)) => ema,
                     _ => step.model,
                 };
-                model.save_pretrained(&vit_config, tmp)?;
+                model.save_pretrained_in(&vit_config, tmp, dtype)?;
             }
             Task::Simmim => {
                 let model = ViTForMaskedImageModeling::new(&vit_config, &device)?;
@@ -122,7 +128,7 @@ pub fn export(
                     drop_path: Default::default(),
                     precision: Default::default(),
                 };
-                step.try_load_record(record).map_err(bad)?.model.save_pretrained(&vit_config, tmp)?;
+                step.try_load_record(record).map_err(bad)?.model.save_pretrained_in(&vit_config, tmp, dtype)?;
             }
         }
         processor.save(tmp)?;
