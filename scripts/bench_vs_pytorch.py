@@ -77,9 +77,15 @@ def select(patterns: list[str]) -> list[str]:
 # The PyTorch child: one case, one attention implementation, one JSON line on stdout.
 
 
-def torch_child(case: str, attn: str, warmup: int, iters: int, threads: int) -> dict:
+def torch_child(case: str, attn: str, warmup: int, iters: int, threads: int, bf16: bool = False) -> dict:
     t_start = time.perf_counter()
+    import contextlib
+
     import torch
+
+    # bf16: what a PyTorch user types, `torch.autocast("cpu", dtype=torch.bfloat16)` around the
+    # forward pass (and the loss), float32 weights and optimizer.
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     from transformers import ViTConfig, ViTForImageClassification, ViTForMaskedImageModeling
 
     torch.set_num_threads(threads)
@@ -103,7 +109,7 @@ def torch_child(case: str, attn: str, warmup: int, iters: int, threads: int) -> 
         model = ViTForImageClassification._from_config(config, attn_implementation=attn).eval()
 
         def step():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast():
                 model(pixel_values=x).logits
 
     else:
@@ -125,7 +131,8 @@ def torch_child(case: str, attn: str, warmup: int, iters: int, threads: int) -> 
 
         def step():
             nonlocal loss_value
-            loss = model(**inputs).loss
+            with autocast():
+                loss = model(**inputs).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -144,7 +151,7 @@ def torch_child(case: str, attn: str, warmup: int, iters: int, threads: int) -> 
     median = statistics.median(times)
     return {
         "case": case,
-        "impl": f"torch-{attn}",
+        "impl": f"torch-{attn}" + ("-bf16" if bf16 else ""),
         "kind": kind,
         "batch": batch,
         "threads": torch.get_num_threads(),
@@ -229,10 +236,14 @@ def main() -> None:
     ap.add_argument("--skip-vitburn", action="store_true")
     ap.add_argument("--torch-child", metavar="CASE", help=argparse.SUPPRESS)
     ap.add_argument("--attn", choices=["eager", "sdpa"], default="eager", help=argparse.SUPPRESS)
+    ap.add_argument("--bf16", action="store_true",
+                    help="also measure bfloat16: PyTorch under torch.autocast(cpu, bfloat16) (sdpa attention) "
+                         "against vit-burn's `bench --precision bf16`, in a second table")
     args = ap.parse_args()
 
     if args.torch_child:
-        print(json.dumps(torch_child(args.torch_child, args.attn, args.warmup, args.iters, args.threads)), flush=True)
+        child = torch_child(args.torch_child, args.attn, args.warmup, args.iters, args.threads, args.bf16)
+        print(json.dumps(child), flush=True)
         return
 
     cases = select(args.case)
@@ -251,6 +262,13 @@ def main() -> None:
                 runs.append((f"torch-{attn}", cmd))
         if not args.skip_vitburn:
             runs.append(("vit-burn", [args.vitburn, "bench", "--json", "--case", case, *common]))
+        if args.bf16 and not args.skip_torch:
+            cmd = [sys.executable, os.path.abspath(__file__), "--torch-child", case, "--attn", "sdpa", "--bf16",
+                   "--threads", str(args.threads), *common]
+            runs.append(("torch-sdpa-bf16", cmd))
+        if args.bf16 and not args.skip_vitburn:
+            runs.append(("vit-burn-bf16",
+                         [args.vitburn, "bench", "--json", "--case", case, "--precision", "bf16", *common]))
         for impl, cmd in runs:
             r = run_child(cmd, f"{case} {impl}")
             if r is not None:
@@ -294,6 +312,27 @@ def main() -> None:
             f"| {fmt(me, 0)} / {fmt(ms, 0)} / {fmt(mo, 0)} | {ratio(mo, me)} "
             f"| {fmt(we, 0)} / {fmt(ws, 0)} / {fmt(wo, 0)} |"
         )
+    if args.bf16:
+        lines += [
+            "",
+            "## bfloat16 (mixed precision)",
+            "",
+            "PyTorch: `torch.autocast(\"cpu\", dtype=torch.bfloat16)` around forward and loss, sdpa attention; "
+            "vit-burn: `vit-train bench --precision bf16` (`run.precision = \"bf16\"`). float32 weights and "
+            "optimizer in both.",
+            "",
+            "| case | PyTorch f32 sdpa img/s | PyTorch bf16 img/s | vit-burn f32 img/s | vit-burn bf16 img/s "
+            "| ratio bf16 (vit-burn ÷ PyTorch) | PyTorch bf16 ÷ f32 | vit-burn bf16 ÷ f32 "
+            "| peak MiB bf16 (PyTorch / vit-burn) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for case in cases:
+            ts, tb, o, ob = (get(case, i, "images_per_s") for i in ("torch-sdpa", "torch-sdpa-bf16", "vit-burn", "vit-burn-bf16"))
+            mt, mo = (get(case, i, "peak_rss_mib") for i in ("torch-sdpa-bf16", "vit-burn-bf16"))
+            lines.append(
+                f"| {case} | {fmt(ts)} | {fmt(tb)} | {fmt(o)} | {fmt(ob)} | {ratio(ob, tb)} | {ratio(tb, ts)} "
+                f"| {ratio(ob, o)} | {fmt(mt, 0)} / {fmt(mo, 0)} |"
+            )
     table = "\n".join(lines) + "\n"
     print(table)
     with open(args.out, "w") as f:
@@ -303,7 +342,10 @@ def main() -> None:
         with open(args.raw, "w") as f:
             for r in raw:
                 f.write(json.dumps(r) + "\n")
-    expected = len(cases) * ((0 if args.skip_torch else 2) + (0 if args.skip_vitburn else 1))
+    per_case = (0 if args.skip_torch else 2) + (0 if args.skip_vitburn else 1)
+    if args.bf16:
+        per_case += (0 if args.skip_torch else 1) + (0 if args.skip_vitburn else 1)
+    expected = len(cases) * per_case
     if len(raw) != expected:
         sys.exit(f"{expected - len(raw)} measurement(s) failed")
 

@@ -20,7 +20,7 @@ const CHUNK: usize = 1 << 16;
 
 /// A rounding implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RoundingPath {
+pub enum RoundingPath {
     /// Portable code.
     Scalar,
     /// x86 F16C conversions (float16 only; bfloat16 uses the portable code).
@@ -28,7 +28,7 @@ pub(crate) enum RoundingPath {
 }
 
 /// The path this process uses: the fastest the CPU has, unless `VIT_ROUNDING=scalar`.
-pub(crate) fn active_path() -> RoundingPath {
+pub fn active_path() -> RoundingPath {
     static PATH: OnceLock<RoundingPath> = OnceLock::new();
     *PATH.get_or_init(|| {
         if std::env::var("VIT_ROUNDING").is_ok_and(|v| v.eq_ignore_ascii_case("scalar")) {
@@ -39,7 +39,7 @@ pub(crate) fn active_path() -> RoundingPath {
 }
 
 /// The fastest path the CPU supports.
-pub(crate) fn best_path() -> RoundingPath {
+pub fn best_path() -> RoundingPath {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx") {
         return RoundingPath::F16c;
@@ -56,7 +56,7 @@ pub(crate) fn rounded(values: &[f32], precision: Precision) -> Cow<'_, [f32]> {
 }
 
 /// `values` rounded to `precision` along `path`.
-pub(crate) fn rounded_with(values: &[f32], precision: Precision, path: RoundingPath) -> Vec<f32> {
+pub fn rounded_with(values: &[f32], precision: Precision, path: RoundingPath) -> Vec<f32> {
     let mut out = values.to_vec();
     out.par_chunks_mut(CHUNK).for_each(|chunk| round_in_place(chunk, precision, path));
     out
@@ -77,7 +77,7 @@ fn round_in_place(values: &mut [f32], precision: Precision, path: RoundingPath) 
 
 /// `x` rounded to the nearest bfloat16 (ties to even); NaN stays NaN, overflow gives ±inf.
 #[inline]
-pub(crate) fn round_bf16(x: f32) -> f32 {
+pub fn round_bf16(x: f32) -> f32 {
     let bits = x.to_bits();
     if x.is_nan() {
         return f32::from_bits(bits | 0x0040_0000);

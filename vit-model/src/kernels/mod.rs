@@ -13,7 +13,7 @@ mod checked;
 mod flex;
 pub(crate) mod layer_norm_math;
 pub(crate) mod linear_math;
-pub(crate) mod low_precision;
+pub mod low_precision;
 pub(crate) mod simd_math;
 mod strided_gemm;
 #[cfg(test)]

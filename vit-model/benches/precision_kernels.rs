@@ -1,0 +1,83 @@
+//! Micro-benchmarks of mixed precision on the CPU backend: the rounding of matrix-product operands
+//! (every path this CPU runs, in GB/s of float32 read) and a ViT-B/16 dense layer (batch 8: 1576
+//! rows, 768 → 3072) forward and backward in float32, bf16 and f16 (GFLOP/s).
+//!
+//! `cargo bench -p vit-model --bench precision_kernels [-- --seconds S]`
+
+use std::time::{Duration, Instant};
+
+use burn::nn::LinearConfig;
+use burn::tensor::{Device, Distribution, Tensor};
+use vit_model::FusedLinear;
+use vit_model::kernels::low_precision::{RoundingPath, best_path, rounded_with};
+use vit_model::precision::{Precision, autocast};
+
+/// Runs `f` repeatedly for about `seconds` after one warm-up call; the median seconds per call.
+fn time(seconds: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || start.elapsed() < Duration::from_secs_f64(seconds) {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+
+    println!("| kernel | path | size | median ms | throughput |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    let n = 1576 * 3072;
+    let values: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.618).sin() * 100.0).collect();
+    let mut paths = vec![RoundingPath::Scalar];
+    if best_path() != RoundingPath::Scalar {
+        paths.push(best_path());
+    }
+    for precision in [Precision::Bf16, Precision::F16] {
+        for &path in &paths {
+            if precision == Precision::Bf16 && path != RoundingPath::Scalar {
+                continue; // bf16 has one (vectorised portable) path
+            }
+            let s = time(seconds, || {
+                std::hint::black_box(rounded_with(&values, precision, path));
+            });
+            let gbs = (n * 4) as f64 / s / 1e9;
+            println!("| round to {precision} | {path:?} | {n} | {:.2} | {gbs:.1} GB/s |", s * 1e3);
+        }
+    }
+
+    let device = Device::flex().autodiff();
+    let layer = FusedLinear::from(LinearConfig::new(768, 3072).init(&device));
+    let x = Tensor::<3>::random([8, 197, 768], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let flops = 2.0 * 1576.0 * 768.0 * 3072.0;
+    for precision in [Precision::F32, Precision::Bf16, Precision::F16] {
+        let _autocast = autocast(precision);
+        let forward = time(seconds, || {
+            std::hint::black_box(layer.forward(x.clone().detach()).into_data());
+        });
+        let both = time(seconds, || {
+            let y = layer.forward(x.clone());
+            std::hint::black_box(y.sum().backward());
+        });
+        println!(
+            "| dense 768→3072 forward | {precision} | 1576 rows | {:.1} | {:.1} GFLOP/s |",
+            forward * 1e3,
+            flops / forward / 1e9
+        );
+        println!(
+            "| dense 768→3072 forward + backward | {precision} | 1576 rows | {:.1} | {:.1} GFLOP/s |",
+            both * 1e3,
+            3.0 * flops / both / 1e9
+        );
+    }
+}
