@@ -31,6 +31,9 @@ pub struct ImageBatch {
     /// when its lam >= 0.5, else its partner's ([`crate::mixup::dominant_labels`]); for training
     /// accuracy. `labels` keeps the original labels.
     pub dominant_labels: Option<Tensor<1, Int>>,
+    /// The position of the first sample within the run's micro-batch (0 unless the micro-batch
+    /// is shared by several devices: then device `d`'s share starts at `d x` its size).
+    pub first_sample: usize,
 }
 
 /// A batch in host memory (what [`ImageBatch`] is made from).
@@ -54,6 +57,9 @@ pub struct HostBatch {
     /// The dominant label of each mixed sample (own label when its lam >= 0.5, else its
     /// partner's), when the batcher mixes; `labels` keeps the original labels.
     pub dominant_labels: Option<Vec<i64>>,
+    /// The position of the first sample within the run's micro-batch (0 unless the micro-batch
+    /// is shared by several devices).
+    pub first_sample: usize,
 }
 
 impl HostBatch {
@@ -68,7 +74,7 @@ impl HostBatch {
             self.targets.map(|t| Tensor::<2>::from_data(TensorData::new(t, [batch, self.num_classes]), device));
         let dominant_labels =
             self.dominant_labels.map(|l| Tensor::<1, Int>::from_data(TensorData::new(l, [batch]), device));
-        ImageBatch { pixel_values, labels, bool_masked_pos, targets, dominant_labels }
+        ImageBatch { pixel_values, labels, bool_masked_pos, targets, dominant_labels, first_sample: self.first_sample }
     }
 }
 
@@ -196,6 +202,7 @@ impl ImageBatcher {
             targets,
             num_classes,
             dominant_labels,
+            first_sample: 0,
         }
     }
 

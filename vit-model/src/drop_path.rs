@@ -17,6 +17,9 @@ pub struct StochasticDepth {
     pub rate: f64,
     /// The key of this pass's draws (e.g. derived from the run seed and the step).
     pub seed: u64,
+    /// The position of the batch's first sample among the pass's draws: a device training share
+    /// `d` of a micro-batch draws what those samples draw on one device (0 on one device).
+    pub first_sample: usize,
 }
 
 /// Which residual branch of a block.
@@ -44,7 +47,8 @@ impl StochasticDepth {
 
     /// Whether sample `sample` keeps `branch` of layer `layer`, for a drop probability `p`.
     pub fn keeps(&self, layer: usize, branch: Branch, sample: usize, p: f64) -> bool {
-        let key = mix(mix(mix(self.seed ^ ((layer as u64) << 8) ^ branch as u64)) ^ sample as u64);
+        let sample = (sample + self.first_sample) as u64;
+        let key = mix(mix(mix(self.seed ^ ((layer as u64) << 8) ^ branch as u64)) ^ sample);
         let uniform = (key >> 11) as f64 / (1u64 << 53) as f64;
         uniform >= p
     }
@@ -76,7 +80,7 @@ mod tests {
 
     #[test]
     fn rates_rise_linearly_as_timm() {
-        let sd = StochasticDepth { rate: 0.3, seed: 1 };
+        let sd = StochasticDepth { rate: 0.3, seed: 1, first_sample: 0 };
         let rates: Vec<f64> = (0..4).map(|i| sd.layer_rate(i, 4)).collect();
         for (got, want) in rates.iter().zip([0.0, 0.1, 0.2, 0.3]) {
             assert!((got - want).abs() < 1e-12, "{rates:?}");
@@ -86,9 +90,23 @@ mod tests {
     }
 
     #[test]
+    fn a_share_of_a_micro_batch_draws_what_its_samples_draw_on_one_device() {
+        let whole = StochasticDepth { rate: 0.5, seed: 5, first_sample: 0 };
+        let share = StochasticDepth { first_sample: 8, ..whole };
+        for sample in 0..8 {
+            for layer in 0..4 {
+                assert_eq!(
+                    share.keeps(layer, Branch::Mlp, sample, 0.5),
+                    whole.keeps(layer, Branch::Mlp, sample + 8, 0.5)
+                );
+            }
+        }
+    }
+
+    #[test]
     fn draws_are_seeded_independent_and_at_the_rate() {
         let device = Device::flex();
-        let sd = StochasticDepth { rate: 0.5, seed: 42 };
+        let sd = StochasticDepth { rate: 0.5, seed: 42, first_sample: 0 };
         let values = |sd: &StochasticDepth, branch| -> Vec<f32> {
             sd.branch_scale(1, 2, branch, 4000, &device).unwrap().into_data().try_to_vec().unwrap()
         };
@@ -123,12 +141,12 @@ mod tests {
             model.forward_with(pixels.clone(), options).unwrap().last_hidden_state.into_data().try_to_vec().unwrap()
         };
         let plain = run(&model, None);
-        assert_eq!(run(&model, Some(StochasticDepth { rate: 0.0, seed: 9 })), plain);
+        assert_eq!(run(&model, Some(StochasticDepth { rate: 0.0, seed: 9, first_sample: 0 })), plain);
         // Rate 1: layer 0 drops nothing (rate 0), layer 1 drops both branches of every sample, so
         // the output is that of the first layer alone.
         let mut first_only = model.clone();
         first_only.encoder.layer.truncate(1);
-        let dropped = run(&model, Some(StochasticDepth { rate: 1.0, seed: 9 }));
+        let dropped = run(&model, Some(StochasticDepth { rate: 1.0, seed: 9, first_sample: 0 }));
         let expected = run(&first_only, None);
         assert!(dropped.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-6));
         assert!(plain.iter().zip(&expected).any(|(a, b)| (a - b).abs() > 1e-3), "layer 1 matters without it");

@@ -822,7 +822,9 @@ fn several_devices_train_as_one_device_with_their_global_batch_and_resume() {
     make_image_folder(&data, 16);
     let config = |name: &str, batch: usize, devices: &str, accumulation: usize| {
         let out = tmp.path().join(name);
+        // Drop path on: each device's share draws what its samples draw on one device.
         let text = classification_config(&data, &out, 2)
+            .replace("[model]", "[model]\ndrop_path_rate = 0.2")
             .replace("batch_size = 16", &format!("batch_size = {batch}\neval_batch_size = 16"))
             .replace("schedule = \"cosine\"", &format!("schedule = \"cosine\"\ngrad_accumulation = {accumulation}"))
             .replace("log_every = 5", &format!("log_every = 1\ndevices = {devices}"));

@@ -66,6 +66,9 @@ fn read_values(values: Vec<Tensor<1>>) -> Vec<f64> {
     }
     HOST_READS.fetch_add(1, Ordering::SeqCst);
     let n = values.len();
+    // With several devices the values live on each; one transfer from the first.
+    let device = values[0].device();
+    let values: Vec<Tensor<1>> = values.into_iter().map(|v| v.to_device(&device)).collect();
     let data = Tensor::cat(values, 0).into_data().convert::<f32>();
     match data.try_into_vec::<f32>() {
         Ok(v) => v.into_iter().map(f64::from).collect(),

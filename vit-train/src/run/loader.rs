@@ -273,13 +273,15 @@ impl DataLoader<ImageBatch> for EpochLoader {
             None => self.batch_size * self.devices,
             Some(_) => self.batch_size,
         };
+        // A share's place in its micro-batch: every share of a micro-batch has the same size.
+        let share = self.shard.map_or(0, |(d, _)| d);
         std::thread::spawn(move || {
             for (index, (epoch, positions)) in pieces.into_iter().enumerate() {
                 for chunk in positions.chunks(batch_size) {
                     let samples: Result<Vec<_>, _> =
                         chunk.iter().map(|&p| dataset.sample(p, epoch).map_err(DatasetError::new)).collect();
                     let failed = samples.is_err();
-                    let batch = samples.map(|s| batcher.prepare(&s));
+                    let batch = samples.map(|s| HostBatch { first_sample: share * chunk.len(), ..batcher.prepare(&s) });
                     if sender.send((index, batch)).is_err() || failed {
                         return;
                     }

@@ -52,12 +52,14 @@ pub struct DropPathSchedule {
 }
 
 impl DropPathSchedule {
-    /// The stochastic depth of the micro-batch the guard's clock is at (`None` when off).
-    fn at(&self, guard: Option<&StepGuard>) -> Option<StochasticDepth> {
+    /// The stochastic depth of the micro-batch the guard's clock is at, for the share of it
+    /// starting at sample `first_sample` (`None` when off).
+    fn at(&self, guard: Option<&StepGuard>, first_sample: usize) -> Option<StochasticDepth> {
         let micro_batch = guard.map_or(0, |g| g.clock.micro_batch()) as u64;
         (self.rate > 0.0).then(|| StochasticDepth {
             rate: self.rate,
             seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ micro_batch,
+            first_sample,
         })
     }
 }
@@ -96,7 +98,8 @@ impl TrainStep for ClassifierStep {
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
         let _autocast = autocast(self.precision);
-        let item = self.forward(batch, self.drop_path.at(self.guard.as_ref()));
+        let depth = self.drop_path.at(self.guard.as_ref(), batch.first_sample);
+        let item = self.forward(batch, depth);
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
         TrainOutput::new(self, grads, item)
     }
@@ -196,7 +199,8 @@ impl TrainStep for SimMimStep {
     fn step(&self, batch: ImageBatch) -> TrainOutput<SimMimOutput> {
         let _autocast = autocast(self.precision);
         let (pixels, mask) = (batch.pixel_values.clone(), batch.bool_masked_pos.clone());
-        let (item, reconstruction) = self.forward(batch, self.drop_path.at(self.guard.as_ref()));
+        let depth = self.drop_path.at(self.guard.as_ref(), batch.first_sample);
+        let (item, reconstruction) = self.forward(batch, depth);
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
         if let (Some(writer), Some(guard), Some(mask)) = (&self.samples, &self.guard, mask) {
             let step = guard.clock.micro_batch();
