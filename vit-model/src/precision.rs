@@ -120,6 +120,21 @@ pub fn autocast(precision: Precision) -> AutocastGuard {
     AutocastGuard { previous }
 }
 
+/// An error unless `device` can run `precision`'s products: the CPU backend always can (it
+/// rounds float32 operands); other backends need the dtype (wgpu's WGSL has no bfloat16, and
+/// float16 needs the adapter's `shader-f16`).
+pub fn check_supported(precision: Precision, device: &burn::tensor::Device) -> Result<(), String> {
+    let on_cpu = matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+    if !precision.is_reduced() || on_cpu || device.supports_dtype(precision.dtype()) {
+        return Ok(());
+    }
+    let hint = match precision {
+        Precision::Bf16 => "use `f16` where the device supports it, or a CUDA device (wgpu's WGSL has no bfloat16)",
+        _ => "use `bf16` where the device supports it (CUDA), or `f32`",
+    };
+    Err(format!("precision `{precision}` is not supported on device {device:?}; {hint}"))
+}
+
 /// `a·b` in this thread's precision, with Burn's dtypes (the path off the CPU kernels): float32
 /// operands are cast down, multiplied, and the product cast back to float32.
 pub fn matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {

@@ -183,7 +183,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&result)?);
         return Ok(());
     }
-    parse_device(&args.device)?; // fail early on a bad spec
+    let device = parse_device(&args.device)?; // fail early on a bad spec
+    vit_model::precision::check_supported(args.precision, &device).map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
     let exe = std::env::current_exe().context("bench: cannot find this executable to re-run it")?;
     let mut results = Vec::new();
     let mut failed = Vec::new();

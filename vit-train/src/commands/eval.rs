@@ -89,6 +89,8 @@ pub fn evaluate(args: &EvalArgs) -> Result<(EvalCounts, String)> {
     let config = RunConfig::load(&args.config, &args.overrides)?;
     let _autocast = autocast(args.precision.unwrap_or(config.run.precision));
     let device = config.run.device.device()?;
+    let precision = args.precision.unwrap_or(config.run.precision);
+    vit_model::precision::check_supported(precision, &device).map_err(|e| anyhow::anyhow!("precision: {e}"))?;
     let model_dir = resolve_reference(&args.model, "--model")?;
     let (model, model_config) = load_classifier(&model_dir, &device)?;
     let data = open_datasets(&config.data, config.run.seed)?;

@@ -43,6 +43,7 @@ pub struct ForwardArgs {
 pub fn run(args: ForwardArgs) -> Result<()> {
     let _autocast = autocast(args.precision);
     let device = parse_device(&args.device)?;
+    vit_model::precision::check_supported(args.precision, &device).map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
     let options = ForwardFileOptions {
         interpolate_pos_encoding: args.interpolate_pos_encoding,
         overwrite: args.overwrite,

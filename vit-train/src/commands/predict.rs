@@ -252,6 +252,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     }
     let images = expand_inputs(&args.images)?;
     let device = parse_device(&args.device)?;
+    vit_model::precision::check_supported(args.precision, &device).map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
     let model_dir = resolve_reference(&args.model, "--model")?;
     let (model, config) = load_classifier(&model_dir, &device)?;
     let labels = config.labels();

@@ -89,6 +89,11 @@ impl RunPlan {
         for spec in &config.run.devices {
             spec.device().context("run.devices")?;
         }
+        let precision = config.run.precision;
+        for device in std::iter::once(Ok(device.clone())).chain(config.run.devices.iter().map(|d| d.device())) {
+            vit_model::precision::check_supported(precision, &device?)
+                .map_err(|e| anyhow::anyhow!("run.precision: {e}"))?;
+        }
         let dir = RunDir::new(&config.run.output_dir);
         for (field, path) in
             [("model.pretrained", config.model.pretrained.as_ref()), ("data.path", Some(&config.data.path))]
