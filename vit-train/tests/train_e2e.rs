@@ -999,3 +999,24 @@ fn mixed_precision_trains_to_the_float32_accuracy_resumes_exactly_and_exports_fl
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("run.precision") && stderr.contains("bf16"), "{stderr}");
 }
+
+#[test]
+fn validation_loss_is_the_mean_over_images_whatever_the_eval_batch_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // 12 validation images: one batch of 12, or batches of 5, 5 and 2.
+    make_image_folder(&data, 16);
+    let rows = |eval_batch: usize| {
+        let out = tmp.path().join(format!("eval{eval_batch}"));
+        let text = classification_config(&data, &out, 2)
+            .replace("batch_size = 16", &format!("batch_size = 16\neval_batch_size = {eval_batch}"));
+        assert_ok(&vit_train(&["--config", write_config(tmp.path(), "c.toml", &text).to_str().unwrap()]));
+        valid_rows(&out)
+    };
+    let (whole, split) = (rows(12), rows(5));
+    assert_eq!(whole.len(), 2);
+    for (a, b) in whole.iter().zip(&split) {
+        assert!((a.1 - b.1).abs() <= 1e-5 * a.1.abs().max(1.0), "valid loss {whole:?} vs {split:?}");
+        assert_eq!(a.2, b.2, "valid accuracy");
+    }
+}

@@ -101,7 +101,7 @@ impl TrainStep for ClassifierStep {
         let depth = self.drop_path.at(self.guard.as_ref(), batch.first_sample);
         let item = self.forward(batch, depth);
         let grads = guarded_backward(self.guard.as_ref(), &item.loss);
-        TrainOutput::new(self, grads, item)
+        TrainOutput::new(self, grads, per_image(item))
     }
 
     fn optimize(self, optim: &mut ModuleOptimizer, lr: ModuleLearningRate, grads: GradientsParams) -> Self {
@@ -139,8 +139,17 @@ impl InferenceStep for ClassifierStep {
     fn step(&self, batch: ImageBatch) -> ClassificationOutput {
         let _autocast = autocast(self.precision);
         self.validate_ema(&batch);
-        self.forward(batch, None)
+        per_image(self.forward(batch, None))
     }
+}
+
+/// The item with its mean loss repeated once per image: burn-train's loss metric weighs each
+/// batch by the loss tensor's length, so an epoch's loss is then the mean over its images (as
+/// `transformers`' Trainer reports it), not over its batches, whatever the batch size.
+fn per_image(mut item: ClassificationOutput) -> ClassificationOutput {
+    let [images] = item.targets.dims();
+    item.loss = item.loss.detach().expand([images]);
+    item
 }
 
 /// The loss of a SimMIM step, for burn-train's loss metric.
@@ -148,18 +157,20 @@ impl InferenceStep for ClassifierStep {
 pub struct SimMimOutput {
     /// The masked L1 loss.
     pub loss: Tensor<1>,
+    /// Images in the batch (the loss metric's weight: epoch losses are means over images).
+    pub images: usize,
 }
 
 impl ItemLazy for SimMimOutput {
     fn sync(self) -> Result<Self, burn::tensor::ExecutionError> {
         self.loss.device().flush()?;
-        Ok(Self { loss: self.loss.without_autodiff() })
+        Ok(Self { loss: self.loss.without_autodiff(), images: self.images })
     }
 }
 
 impl Adaptor<LossInput> for SimMimOutput {
     fn adapt(&self) -> LossInput {
-        LossInput::new(self.loss.clone())
+        LossInput::new(self.loss.clone().expand([self.images.max(1)]))
     }
 }
 
@@ -186,9 +197,10 @@ impl SimMimStep {
     fn forward(&self, batch: ImageBatch, stochastic_depth: Option<StochasticDepth>) -> (SimMimOutput, Tensor<4>) {
         let options =
             ViTForwardOptions { bool_masked_pos: batch.bool_masked_pos, stochastic_depth, ..Default::default() };
+        let images = batch.pixel_values.dims()[0];
         let out =
             self.model.forward_with(batch.pixel_values, options).expect("batch shapes are checked when the run starts");
-        (SimMimOutput { loss: out.loss.expect("the SimMIM batcher makes masks") }, out.reconstruction)
+        (SimMimOutput { loss: out.loss.expect("the SimMIM batcher makes masks"), images }, out.reconstruction)
     }
 }
 
