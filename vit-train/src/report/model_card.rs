@@ -91,6 +91,10 @@ pub fn model_card(input: &CardInput<'_>) -> String {
         params.push(("gradient_accumulation_steps", o.grad_accumulation.to_string()));
         params.push(("total_train_batch_size", (d.batch_size * o.grad_accumulation * devices).to_string()));
     }
+    if r.precision.is_reduced() {
+        // Trainer's wording for `--bf16` and `--fp16`.
+        params.push(("mixed_precision_training", "Native AMP".to_string()));
+    }
     params.extend([
         (
             "optimizer",
@@ -176,6 +180,8 @@ pub fn training_args(config: &RunConfig) -> Value {
         "eval_steps": r.eval_every,
         "save_total_limit": r.keep_last,
         "seed": r.seed,
+        "bf16": r.precision == vit_model::Precision::Bf16,
+        "fp16": r.precision == vit_model::Precision::F16,
         "vit_burn_run_config": serde_json::to_value(config).unwrap_or(Value::Null),
     })
 }
@@ -217,5 +223,14 @@ mod tests {
         assert_eq!(args["learning_rate"], 1e-4);
         assert_eq!(args["gradient_accumulation_steps"], 2);
         assert_eq!(args["vit_burn_run_config"]["data"]["dataset"], "cifar10");
+        assert_eq!((args["bf16"].as_bool(), args["fp16"].as_bool()), (Some(false), Some(false)));
+        assert!(!card.contains("mixed_precision_training"));
+
+        // Mixed precision is named as Trainer names `--bf16` / `--fp16`.
+        let config = RunConfig::parse(&format!("{CONFIG}[run]\nprecision = \"bf16\"\n"), &[]).unwrap();
+        let card = model_card(&CardInput { config: &config, name: "my-run", rows: &rows, step: Some(20) });
+        assert!(card.contains("- mixed_precision_training: Native AMP"), "{card}");
+        let args = training_args(&config);
+        assert_eq!((args["bf16"].as_bool(), args["fp16"].as_bool()), (Some(true), Some(false)));
     }
 }
