@@ -214,6 +214,22 @@ fn kill_after_checkpoints(config: &std::path::Path, run: &std::path::Path, point
     kills
 }
 
+/// Starts the run of `config` and kills it with SIGKILL as soon as checkpoint `checkpoint` of
+/// `run` is committed (its manifest written), or lets it end if it finishes first.
+fn kill_once_committed(config: &std::path::Path, run: &std::path::Path, checkpoint: usize) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
+        .args(["--config", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let committed = run.join(format!("checkpoint/manifest-{checkpoint}.json"));
+    while child.try_wait().unwrap().is_none() && !committed.exists() {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// metrics.csv without the images_per_sec column (wall-clock dependent).
 fn metrics_without_speed(run: &std::path::Path) -> Vec<String> {
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
@@ -853,19 +869,9 @@ fn several_devices_train_as_one_device_with_their_global_batch_and_resume() {
     let (straight_config, straight) = config("straight", 8, "[\"cpu\", \"cpu\"]", 1);
     assert_ok(&vit_train(&["--config", straight_config.to_str().unwrap()]));
     let (resumed_config, resumed) = config("resumed", 8, "[\"cpu\", \"cpu\"]", 1);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
-        .args(["--config", resumed_config.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let committed = resumed.join("checkpoint/manifest-1.json");
-    while child.try_wait().unwrap().is_none() && !committed.exists() {
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_committed(&resumed_config, &resumed, 1);
     assert!(
-        committed.exists() && !resumed.join("checkpoint/manifest-2.json").exists(),
+        resumed.join("checkpoint/manifest-1.json").exists() && !resumed.join("checkpoint/manifest-2.json").exists(),
         "the run was not interrupted between its checkpoints"
     );
     let stderr = assert_ok(&vit_train(&["--config", resumed_config.to_str().unwrap(), "--resume"]));
@@ -973,17 +979,7 @@ fn mixed_precision_trains_to_the_float32_accuracy_resumes_exactly_and_exports_fl
 
     // A bf16 run killed after its first checkpoint and resumed ends as the uninterrupted one.
     let (path, resumed) = config("bf16-resumed", "bf16");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vit-train"))
-        .args(["--config", path.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let committed = resumed.join("checkpoint/manifest-2.json");
-    while child.try_wait().unwrap().is_none() && !committed.exists() {
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_committed(&path, &resumed, 2);
     assert!(!resumed.join("best").exists(), "the run was not interrupted");
     assert!(assert_ok(&vit_train(&["--config", path.to_str().unwrap(), "--resume"])).contains("resuming"));
     assert_eq!(metrics_without_speed(&tmp.path().join("bf16")), metrics_without_speed(&resumed));

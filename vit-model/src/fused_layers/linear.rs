@@ -37,15 +37,16 @@ impl FusedLinear {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let weight = self.weight.val();
         let [d_input, _] = weight.dims();
+        let precision = precision::current();
         assert_shape!(x, [.., d_input]);
         match &self.bias {
             Some(bias) if D >= 2 && kernels::runs_fused(&x) && weight.dtype() == DType::F32 => {
                 kernels::fused_linear(x, weight, bias.val())
             }
-            _ if precision::current().is_reduced() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 => {
+            _ if precision.is_reduced() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 => {
                 // Autocast with Burn's dtypes: the product in the low precision, the bias added in
                 // float32.
-                let dtype = precision::current().dtype();
+                let dtype = precision.dtype();
                 let y = burn::tensor::module::linear(x.cast(dtype), weight.cast(dtype), None).cast(DType::F32);
                 match &self.bias {
                     Some(bias) => y + bias.val().unsqueeze(),

@@ -175,17 +175,19 @@ impl StepGuard {
     /// Reads back every deferred loss and norm (one host read) and applies the policy to the
     /// first non-finite one; returns whether all were finite.
     pub fn flush(&self) -> bool {
+        self.read_pending() && self.lock().events.is_empty()
+    }
+
+    /// Reads back the deferred values (one host read) and reports the first non-finite one;
+    /// returns whether all were finite.
+    fn read_pending(&self) -> bool {
         let pending = std::mem::take(&mut self.lock().pending);
         let (meta, tensors): (Vec<_>, Vec<_>) = pending.into_iter().map(|p| ((p.micro_batch, p.what), p.value)).unzip();
-        let values = read_values(tensors);
-        let mut finite = true;
-        for ((micro_batch, what), value) in meta.into_iter().zip(values) {
-            if !value.is_finite() && finite {
-                finite = false;
-                self.report_at(micro_batch, what, value);
-            }
+        let failed = meta.into_iter().zip(read_values(tensors)).find(|(_, v)| !v.is_finite());
+        if let Some(((micro_batch, what), value)) = failed {
+            self.report_at(micro_batch, what, value);
         }
-        finite && self.lock().events.is_empty()
+        failed.is_none()
     }
 
     /// The checkpointer's question: flushes, and says whether the run's state may be saved (no
@@ -325,16 +327,7 @@ impl StepGuard {
         };
         // The unscaled norm: ‖g/S‖ = ‖g‖/S.
         let norm = read_values(vec![norm])[0] / scale;
-        let loss_failed = {
-            let pending = std::mem::take(&mut self.lock().pending);
-            let (meta, tensors): (Vec<_>, Vec<_>) =
-                pending.into_iter().map(|p| ((p.micro_batch, p.what), p.value)).unzip();
-            let failed = meta.into_iter().zip(read_values(tensors)).find(|(_, v)| !v.is_finite());
-            if let Some(((micro_batch, what), value)) = failed {
-                self.report_at(micro_batch, what, value);
-            }
-            failed.is_some() || std::mem::take(&mut self.lock().skip_next_update)
-        };
+        let loss_failed = !self.read_pending() || std::mem::take(&mut self.lock().skip_next_update);
         let outcome = scaler.lock().unwrap_or_else(|p| p.into_inner()).update(norm);
         if loss_failed {
             self.skipped();
@@ -474,11 +467,8 @@ mod tests {
     /// The host reads counter is process-wide: these tests take turns.
     static SERIAL: Mutex<()> = Mutex::new(());
 
-    /// Trains a tiny classifier for `micro_batches` under a guard with `policy` (flushing every 4
-    /// steps of 10-step segments), the loss multiplied by NaN at micro-batch `poison`; returns the
-    /// guard and the host reads the steps made.
-    /// The caller holds [`SERIAL`] for its whole test: the read counter is the process's.
-    fn train(policy: NonFinitePolicy, micro_batches: usize, poison: Option<usize>) -> (StepGuard, usize) {
+    /// A one-layer, 8-wide classifier of 8x8 images on the autodiff CPU device, and a batch of 4.
+    fn tiny_classifier_and_batch() -> (ViTForImageClassification, Tensor<4>, Tensor<1, Int>) {
         let device = Device::flex().autodiff();
         let config = ViTConfig {
             hidden_size: 8,
@@ -490,12 +480,20 @@ mod tests {
             ..ViTConfig::default()
         }
         .with_num_labels(3);
-        let mut model = ViTForImageClassification::new(&config, &device);
+        let pixels = Tensor::<4>::random([4, 3, 8, 8], Distribution::Default, &device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0], [4]), &device);
+        (ViTForImageClassification::new(&config, &device), pixels, labels)
+    }
+
+    /// Trains a tiny classifier for `micro_batches` under a guard with `policy` (flushing every 4
+    /// steps of 10-step segments), the loss multiplied by NaN at micro-batch `poison`; returns the
+    /// guard and the host reads the steps made.
+    /// The caller holds [`SERIAL`] for its whole test: the read counter is the process's.
+    fn train(policy: NonFinitePolicy, micro_batches: usize, poison: Option<usize>) -> (StepGuard, usize) {
+        let (mut model, pixels, labels) = tiny_classifier_and_batch();
         let mut optim: ModuleOptimizer = AdamWConfig::new().init();
         let clock = RunClock::new(Segments::new(10, 1, 3, None, None), 0);
         let guard = StepGuard::new(policy, Interrupter::new(), 1.0, 1, clock.clone()).flushing_every(4);
-        let pixels = Tensor::<4>::random([4, 3, 8, 8], Distribution::Default, &device);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0], [4]), &device);
         let before = host_reads();
         clock.begin_next_segment();
         for micro in 1..=micro_batches {
@@ -555,24 +553,11 @@ mod tests {
     fn float16_loss_scaling_skips_overflowing_steps_and_lowers_the_scale_until_they_fit() {
         let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let _f16 = vit_model::autocast(vit_model::Precision::F16);
-        let device = Device::flex().autodiff();
-        let config = ViTConfig {
-            hidden_size: 8,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            intermediate_size: 16,
-            image_size: 8,
-            patch_size: 4,
-            ..ViTConfig::default()
-        }
-        .with_num_labels(3);
-        let mut model = ViTForImageClassification::new(&config, &device);
+        let (mut model, pixels, labels) = tiny_classifier_and_batch();
         let mut optim: ModuleOptimizer = AdamWConfig::new().init();
         let clock = RunClock::new(Segments::new(10, 1, 3, None, None), 0);
         let guard = StepGuard::new(NonFinitePolicy::Stop, Interrupter::new(), 1.0, 1, clock.clone())
             .with_loss_scaling(LossScaler::default());
-        let pixels = Tensor::<4>::random([4, 3, 8, 8], Distribution::Default, &device);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0], [4]), &device);
         clock.begin_next_segment();
         let mut applied = 0;
         for _ in 0..30 {
