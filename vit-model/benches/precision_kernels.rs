@@ -1,6 +1,9 @@
 //! Micro-benchmarks of mixed precision on the CPU backend: the rounding of matrix-product operands
 //! (every path this CPU runs, in GB/s of float32 read) and a ViT-B/16 dense layer (batch 8: 1576
-//! rows, 768 → 3072) forward and backward in float32, bf16 and f16 (GFLOP/s).
+//! rows, 768 → 3072) forward and backward in float32, bf16 and f16 (GFLOP/s); and ViT-Ti's
+//! dense layers over a CIFAR batch (64 images of 65 tokens: 4160 rows) forward and backward in
+//! float32, with the weight gradients' products sliced across threads by us or threaded by the
+//! `gemm` crate.
 //!
 //! `cargo bench -p vit-model --bench precision_kernels [-- --seconds S]`
 
@@ -10,6 +13,7 @@ use burn::nn::LinearConfig;
 use burn::tensor::{Device, Distribution, Tensor};
 use vit_model::FusedLinear;
 use vit_model::kernels::low_precision::{RoundingPath, best_path, rounded_with};
+use vit_model::kernels::set_sliced_gemm;
 use vit_model::precision::{Precision, autocast};
 
 /// Runs `f` repeatedly for about `seconds` after one warm-up call; the median seconds per call.
@@ -80,4 +84,23 @@ fn main() {
             3.0 * flops / both / 1e9
         );
     }
+
+    for (d_in, d_out) in [(192, 192), (192, 768), (768, 192)] {
+        let layer = FusedLinear::from(LinearConfig::new(d_in, d_out).init(&device));
+        let x = Tensor::<3>::random([64, 65, d_in], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let flops = 3.0 * 2.0 * 4160.0 * d_in as f64 * d_out as f64;
+        for (sliced, name) in [(false, "gemm crate threads"), (true, "sliced")] {
+            set_sliced_gemm(sliced);
+            let both = time(seconds, || {
+                let y = layer.forward(x.clone());
+                std::hint::black_box(y.sum().backward());
+            });
+            println!(
+                "| dense {d_in}→{d_out} forward + backward | f32, {name} | 4160 rows | {:.1} | {:.1} GFLOP/s |",
+                both * 1e3,
+                flops / both / 1e9
+            );
+        }
+    }
+    set_sliced_gemm(true);
 }

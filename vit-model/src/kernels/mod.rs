@@ -19,6 +19,8 @@ mod strided_gemm;
 #[cfg(test)]
 mod tests;
 
+pub use strided_gemm::set_sliced_gemm;
+
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension, tensor::FloatTensor};
 use burn::tensor::{DType, Tensor, activation};
 
