@@ -100,11 +100,12 @@ impl<B: FusedOps> Backward<B, 3> for LinearBackward {
         let (x_id, weight_id) = ops.state;
         let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_id);
         let weight: FloatTensor<B> = checkpointer.retrieve_node_output(weight_id);
-        if let Some(parent) = weight_parent {
-            grads.register::<B>(parent.id, B::fused_linear_backward_weight(x, grad.clone()));
-        }
         if let Some(parent) = bias_parent {
             grads.register::<B>(parent.id, B::fused_linear_backward_bias(grad.clone()));
+        }
+        let grad = B::fused_linear_grad_operand(grad);
+        if let Some(parent) = weight_parent {
+            grads.register::<B>(parent.id, B::fused_linear_backward_weight(x, grad.clone()));
         }
         if let Some(parent) = x_parent {
             grads.register::<B>(parent.id, B::fused_linear_backward_input(weight, grad));

@@ -109,12 +109,19 @@ impl FusedOps for Flex {
         from_vec(values, shape)
     }
 
+    fn fused_linear_grad_operand(grad: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&grad]) {
+            return grad;
+        }
+        operand(grad, precision::current())
+    }
+
     fn fused_linear_backward_input(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if !is_f32(&[&weight, &grad]) {
             return <Flex as ModuleOps<Flex>>::linear_x_backward(weight, grad);
         }
         let p = precision::current();
-        let (weight, grad) = (contiguous_f32(operand(weight, p)), contiguous_f32(operand(grad, p)));
+        let (weight, grad) = (contiguous_f32(operand(weight, p)), contiguous_f32(grad));
         let (rows, d_out) = rows_of(&grad);
         let d_in = weight.layout().shape()[0];
         let values = linear_math::backward_input(slice(&weight), slice(&grad), rows, d_in, d_out);
@@ -129,7 +136,7 @@ impl FusedOps for Flex {
             return <Flex as ModuleOps<Flex>>::linear_weight_backward(x, grad);
         }
         let p = precision::current();
-        let (x, grad) = (contiguous_f32(operand(x, p)), contiguous_f32(operand(grad, p)));
+        let (x, grad) = (contiguous_f32(operand(x, p)), contiguous_f32(grad));
         let (rows, d_in) = rows_of(&x);
         let (_, d_out) = rows_of(&grad);
         let values = linear_math::backward_weight(slice(&x), slice(&grad), rows, d_in, d_out);

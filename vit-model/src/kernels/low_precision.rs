@@ -55,23 +55,27 @@ pub(crate) fn rounded(values: &[f32], precision: Precision) -> Cow<'_, [f32]> {
     }
 }
 
-/// `values` rounded to `precision` along `path`.
+/// `values` rounded to `precision` along `path`, in one pass from `values` into a new buffer.
 pub fn rounded_with(values: &[f32], precision: Precision, path: RoundingPath) -> Vec<f32> {
-    let mut out = values.to_vec();
-    out.par_chunks_mut(CHUNK).for_each(|chunk| round_in_place(chunk, precision, path));
+    // Zeroed memory of this size comes from the allocator untouched (no pass over it).
+    let mut out = vec![0f32; values.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(values.par_chunks(CHUNK))
+        .for_each(|(dst, src)| round_into(src, dst, precision, path));
     out
 }
 
-fn round_in_place(values: &mut [f32], precision: Precision, path: RoundingPath) {
+/// Writes `src` rounded to `precision` into `dst` (of the same length).
+fn round_into(src: &[f32], dst: &mut [f32], precision: Precision, path: RoundingPath) {
     match (precision, path) {
-        (Precision::F32, _) => {}
-        (Precision::Bf16, _) => values.iter_mut().for_each(|v| *v = round_bf16(*v)),
+        (Precision::F32, _) => dst.copy_from_slice(src),
+        (Precision::Bf16, _) => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = round_bf16(v)),
         #[cfg(target_arch = "x86_64")]
         (Precision::F16, RoundingPath::F16c) => {
             // SAFETY: this path is only chosen when the CPU has F16C and AVX.
-            unsafe { round_f16_f16c(values) }
+            unsafe { round_f16_f16c(src, dst) }
         }
-        (Precision::F16, _) => values.iter_mut().for_each(|v| *v = half::f16::from_f32(*v).to_f32()),
+        (Precision::F16, _) => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = half::f16::from_f32(v).to_f32()),
     }
 }
 
@@ -86,22 +90,23 @@ pub fn round_bf16(x: f32) -> f32 {
     f32::from_bits(rounded & 0xFFFF_0000)
 }
 
-/// Rounds to float16 and back, eight values at a time with F16C.
+/// `src` rounded to float16 and back into `dst`, eight values at a time with F16C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "f16c,avx")]
-unsafe fn round_f16_f16c(values: &mut [f32]) {
+unsafe fn round_f16_f16c(src: &[f32], dst: &mut [f32]) {
     use std::arch::x86_64::*;
-    let mut chunks = values.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        // SAFETY: `chunk` holds exactly 8 floats; unaligned loads and stores.
+    assert_eq!(src.len(), dst.len(), "round_f16_f16c: lengths differ");
+    let mut dst_chunks = dst.chunks_exact_mut(8);
+    let mut src_chunks = src.chunks_exact(8);
+    for (d, s) in (&mut dst_chunks).zip(&mut src_chunks) {
+        // SAFETY: both chunks hold exactly 8 floats; unaligned loads and stores.
         unsafe {
-            let v = _mm256_loadu_ps(chunk.as_ptr());
-            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
-            _mm256_storeu_ps(chunk.as_mut_ptr(), _mm256_cvtph_ps(h));
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(s.as_ptr()));
+            _mm256_storeu_ps(d.as_mut_ptr(), _mm256_cvtph_ps(h));
         }
     }
-    for v in chunks.into_remainder() {
-        *v = half::f16::from_f32(*v).to_f32();
+    for (d, &v) in dst_chunks.into_remainder().iter_mut().zip(src_chunks.remainder()) {
+        *d = half::f16::from_f32(v).to_f32();
     }
 }
 

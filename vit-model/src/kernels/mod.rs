@@ -42,12 +42,21 @@ pub trait FusedOps: Backend {
         Self::linear(x, weight, Some(bias))
     }
 
-    /// `∂L/∂x` of [`FusedOps::fused_linear`] given `∂L/∂y`.
+    /// `∂L/∂y` as the backward products of [`FusedOps::fused_linear`] take it: rounded once to
+    /// the thread's [`crate::precision`] on the CPU backend (where the products below take it as
+    /// given), unchanged elsewhere.
+    fn fused_linear_grad_operand(grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        grad
+    }
+
+    /// `∂L/∂x` of [`FusedOps::fused_linear`] given `∂L/∂y` (from
+    /// [`FusedOps::fused_linear_grad_operand`]).
     fn fused_linear_backward_input(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear_x_backward(weight, grad)
     }
 
-    /// `∂L/∂W` of [`FusedOps::fused_linear`].
+    /// `∂L/∂W` of [`FusedOps::fused_linear`] given `∂L/∂y` (from
+    /// [`FusedOps::fused_linear_grad_operand`]).
     fn fused_linear_backward_weight(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear_weight_backward(x, grad)
     }
