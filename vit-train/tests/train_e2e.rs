@@ -920,9 +920,13 @@ fn mixed_precision_trains_to_the_float32_accuracy_resumes_exactly_and_exports_fl
         (write_config(tmp.path(), &format!("{name}.toml"), &text), out)
     };
     let mut final_accuracy = std::collections::BTreeMap::new();
+    let mut f16_stderr = String::new();
     for precision in ["f32", "bf16", "f16"] {
         let (path, out) = config(precision, precision);
         let stderr = assert_ok(&vit_train(&["--config", path.to_str().unwrap()]));
+        if precision == "f16" {
+            f16_stderr = stderr.clone();
+        }
         let rows = valid_rows(&out);
         assert_eq!(rows.len(), epochs);
         assert!(rows.iter().all(|r| r.1.is_finite()), "{precision}: {rows:?}");
@@ -988,6 +992,22 @@ fn mixed_precision_trains_to_the_float32_accuracy_resumes_exactly_and_exports_fl
             == std::fs::read(resumed.join("best/model.safetensors")).unwrap(),
         "the resumed bf16 run's weights differ"
     );
+
+    // A float16 run resumed carries its loss scaler over: each checkpoint's manifest records it.
+    let (path, resumed) = config("f16-resumed", "f16");
+    kill_once_committed(&path, &resumed, 2);
+    let resumed_stderr = assert_ok(&vit_train(&["--config", path.to_str().unwrap(), "--resume"]));
+    assert!(!resumed_stderr.contains("records no float16 loss scale"), "{resumed_stderr}");
+    let scaler_at_end = |run: &std::path::Path| {
+        let manifest = std::fs::read_to_string(run.join(format!("checkpoint/manifest-{epochs}.json"))).unwrap();
+        serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["loss_scaler"].clone()
+    };
+    let uninterrupted = scaler_at_end(&tmp.path().join("f16"));
+    assert!(uninterrupted["finite_steps"].as_u64().is_some_and(|n| n > 0), "{uninterrupted}");
+    assert_eq!(uninterrupted, scaler_at_end(&resumed), "the resumed run's loss scaler");
+    let scaling_line = |stderr: &str| stderr.lines().find(|l| l.contains("float16 loss scaling:")).map(str::to_string);
+    assert_eq!(scaling_line(&f16_stderr), scaling_line(&resumed_stderr));
+    assert_eq!(metrics_without_speed(&tmp.path().join("f16")), metrics_without_speed(&resumed));
 
     // A precision that does not exist is named with the ones that do.
     let (path, _) = config("f8", "f8");

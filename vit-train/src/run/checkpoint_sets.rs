@@ -13,6 +13,8 @@ use anyhow::{Context, Result, bail};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+use super::loss_scale::LossScaler;
+
 /// The three records burn-train saves per checkpoint.
 pub const RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 
@@ -38,13 +40,19 @@ pub struct ManifestFile {
 }
 
 /// What a committed set holds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The checkpoint number.
     pub checkpoint: usize,
     /// Its files.
     pub files: Vec<ManifestFile>,
+    /// The float16 loss scaler's state at the checkpoint (float16 runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<LossScaler>,
 }
+
+/// Gives the loss scaler's state at checkpoint `n`, for its manifest.
+pub type ScalerAt = Arc<dyn Fn(usize) -> Option<LossScaler> + Send + Sync>;
 
 fn md5_hex(bytes: &[u8]) -> String {
     Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -67,6 +75,7 @@ struct State {
 pub struct CheckpointSets {
     directory: PathBuf,
     state: Arc<Mutex<State>>,
+    scaler_at: Option<ScalerAt>,
 }
 
 impl CheckpointSets {
@@ -74,7 +83,13 @@ impl CheckpointSets {
     pub fn new(directory: &Path) -> Self {
         let newest = committed(directory).into_iter().max();
         let state = State { newest, ..State::default() };
-        Self { directory: directory.to_path_buf(), state: Arc::new(Mutex::new(state)) }
+        Self { directory: directory.to_path_buf(), state: Arc::new(Mutex::new(state)), scaler_at: None }
+    }
+
+    /// Records the loss scaler's state at each checkpoint in its manifest.
+    pub fn with_loss_scaler(mut self, scaler_at: ScalerAt) -> Self {
+        self.scaler_at = Some(scaler_at);
+        self
     }
 
     /// Deletes `previous_run` (a run directory moved aside) once the first set is committed.
@@ -108,7 +123,8 @@ impl CheckpointSets {
             return Ok(());
         }
         let files = state.written.remove(&n).map(|w| w.into_values().collect()).unwrap_or_default();
-        let manifest = Manifest { checkpoint: n, files };
+        let loss_scaler = self.scaler_at.as_ref().and_then(|at| at(n));
+        let manifest = Manifest { checkpoint: n, files, loss_scaler };
         let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
         let manifest_file = manifest_path(&self.directory, n);
         vit_io::write_atomic(&manifest_file, text.as_bytes()).map_err(|e| cannot_write(&manifest_file, e))?;
@@ -165,11 +181,17 @@ pub fn committed(directory: &Path) -> Vec<usize> {
     out
 }
 
+/// The manifest of set `n`.
+pub fn read_manifest(directory: &Path, n: usize) -> Result<Manifest> {
+    let path = manifest_path(directory, n);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+}
+
 /// Checks set `n` against its manifest: every file present with its size and MD5.
 pub fn verify(directory: &Path, n: usize) -> Result<()> {
     let path = manifest_path(directory, n);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let manifest: Manifest = serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
+    let manifest = read_manifest(directory, n)?;
     let names: BTreeSet<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
     for record in RECORDS {
         let expected = file_name(&record_path(directory, record, n));

@@ -13,6 +13,7 @@
 //! saved. `--skip-nonfinite` has to decide before each optimizer step whether to apply it, so it
 //! reads the loss and the norm at every step.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -115,7 +116,15 @@ pub struct StepGuard {
     /// Deferred values are read back every this many optimizer steps (and at segment ends).
     pub flush_every: usize,
     /// Dynamic loss scaling (float16 training).
-    scaler: Option<Arc<Mutex<LossScaler>>>,
+    scaler: Option<Arc<Mutex<ScalerState>>>,
+}
+
+/// The loss scaler, and its state as each checkpoint's last optimizer step left it (checkpoints
+/// are written in the background while training goes on, so the state is kept by checkpoint).
+#[derive(Debug)]
+struct ScalerState {
+    scaler: LossScaler,
+    at_checkpoint: BTreeMap<usize, LossScaler>,
 }
 
 impl std::fmt::Debug for StepGuard {
@@ -152,18 +161,30 @@ impl StepGuard {
     /// Scales the loss dynamically (float16 training, see [`LossScaler`]): each optimizer step
     /// then reads its gradient norm back to decide whether it overflowed.
     pub fn with_loss_scaling(mut self, scaler: LossScaler) -> Self {
-        self.scaler = Some(Arc::new(Mutex::new(scaler)));
+        self.scaler = Some(Arc::new(Mutex::new(ScalerState { scaler, at_checkpoint: BTreeMap::new() })));
         self
+    }
+
+    fn scaler_state(&self) -> Option<std::sync::MutexGuard<'_, ScalerState>> {
+        self.scaler.as_ref().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The loss scaler's state, when the loss is scaled.
     pub fn loss_scaler(&self) -> Option<LossScaler> {
-        self.scaler.as_ref().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        self.scaler_state().map(|s| s.scaler.clone())
+    }
+
+    /// The loss scaler's state after the last optimizer step of checkpoint `n` (what a run resumed
+    /// from it starts with), once that step has run; older checkpoints' states are then dropped.
+    pub fn loss_scaler_at_checkpoint(&self, n: usize) -> Option<LossScaler> {
+        let mut state = self.scaler_state()?;
+        state.at_checkpoint.retain(|&k, _| k >= n);
+        state.at_checkpoint.get(&n).cloned()
     }
 
     /// The current dynamic loss scale (1 without scaling).
     fn dynamic_scale(&self) -> f64 {
-        self.scaler.as_ref().map_or(1.0, |s| s.lock().unwrap_or_else(|p| p.into_inner()).scale)
+        self.scaler_state().map_or(1.0, |s| s.scaler.scale)
     }
 
     /// Reads deferred values back every `steps` optimizer steps (at least 1).
@@ -315,7 +336,7 @@ impl StepGuard {
     /// gradients are expected and only counted, unless they persist (divergence).
     fn optimize_scaled<M: Module>(
         &self,
-        scaler: &Mutex<LossScaler>,
+        scaler: &Mutex<ScalerState>,
         model: M,
         optim: &mut ModuleOptimizer,
         lr: ModuleLearningRate,
@@ -328,7 +349,17 @@ impl StepGuard {
         // The unscaled norm: ‖g/S‖ = ‖g‖/S.
         let norm = read_values(vec![norm])[0] / scale;
         let loss_failed = !self.read_pending() || std::mem::take(&mut self.lock().skip_next_update);
-        let outcome = scaler.lock().unwrap_or_else(|p| p.into_inner()).update(norm);
+        let outcome = {
+            let mut state = scaler.lock().unwrap_or_else(|p| p.into_inner());
+            let outcome = state.scaler.update(norm);
+            let (step, segments) = (self.clock.step(), self.clock.segments());
+            let checkpoint = segments.segment_ending_at(step);
+            if checkpoint > 0 && segments.steps(checkpoint - 1).end == step {
+                let snapshot = state.scaler.clone();
+                state.at_checkpoint.insert(checkpoint, snapshot);
+            }
+            outcome
+        };
         if loss_failed {
             self.skipped();
             return (model, false);

@@ -21,7 +21,7 @@ use burn::train::{
 use vit_data::ImageBatch;
 use vit_model::{Precision, PretrainedViT, ViTForImageClassification};
 
-use super::checkpoint_sets::{CheckpointSets, latest_intact, remove_stale_temporaries};
+use super::checkpoint_sets::{CheckpointSets, latest_intact, read_manifest, remove_stale_temporaries};
 use super::checkpointer::{SaveGate, SetCheckpointer};
 use super::clock::RunClock;
 use super::config::Task;
@@ -86,7 +86,11 @@ impl Launch {
             .add(KeepLastNCheckpoints::new(config.run.keep_last.max(1)))
             .add(MetricCheckpointingStrategy::new(&LossMetric::new(), Aggregate::Mean, Direction::Lowest, Split::Valid))
             .build();
-        let sets = CheckpointSets::new(&dir.checkpoint_dir()).retiring(self.retired.clone());
+        let mut sets = CheckpointSets::new(&dir.checkpoint_dir()).retiring(self.retired.clone());
+        if config.run.precision == Precision::F16 {
+            let slot = guard.clone();
+            sets = sets.with_loss_scaler(Arc::new(move |n| slot.get()?.loss_scaler_at_checkpoint(n)));
+        }
         let mut training = SupervisedTraining::new(dir.root(), self.train.clone(), self.valid.clone())
             .with_custom_checkpointers(
                 SetCheckpointer::new(&sets, "model").gated(gate(guard)),
@@ -145,8 +149,25 @@ impl Launch {
         let guard = StepGuard::new(policy, interrupter, o.max_grad_norm, summed, self.clock.clone())
             .flushing_every(self.plan.config.run.log_every);
         match self.plan.config.run.precision {
-            Precision::F16 => guard.with_loss_scaling(LossScaler::default()),
+            Precision::F16 => guard.with_loss_scaling(self.resumed_loss_scaler()),
             _ => guard,
+        }
+    }
+
+    /// The float16 loss scaler as the checkpoint this run resumes from left it (GradScaler's
+    /// initial state for a fresh run, or a checkpoint that did not record one).
+    fn resumed_loss_scaler(&self) -> LossScaler {
+        let Some(n) = self.plan.start.checkpoint() else { return LossScaler::default() };
+        match read_manifest(&self.plan.dir.checkpoint_dir(), n).map(|m| m.loss_scaler) {
+            Ok(Some(scaler)) => scaler,
+            _ => {
+                eprintln!(
+                    "note: checkpoint {n} records no float16 loss scale (it was not trained in float16, or by an \
+                     older vit-train); the loss scale restarts at {}",
+                    LossScaler::default().scale
+                );
+                LossScaler::default()
+            }
         }
     }
 
