@@ -202,13 +202,23 @@ impl StepGuard {
     /// Reads back the deferred values (one host read) and reports the first non-finite one;
     /// returns whether all were finite.
     fn read_pending(&self) -> bool {
+        self.read_pending_and(Vec::new()).0
+    }
+
+    /// [`read_pending`](Self::read_pending), reading `extra` values in the same transfer.
+    fn read_pending_and(&self, extra: Vec<Tensor<1>>) -> (bool, Vec<f64>) {
         let pending = std::mem::take(&mut self.lock().pending);
-        let (meta, tensors): (Vec<_>, Vec<_>) = pending.into_iter().map(|p| ((p.micro_batch, p.what), p.value)).unzip();
-        let failed = meta.into_iter().zip(read_values(tensors)).find(|(_, v)| !v.is_finite());
+        let (meta, mut tensors): (Vec<_>, Vec<_>) =
+            pending.into_iter().map(|p| ((p.micro_batch, p.what), p.value)).unzip();
+        let deferred = tensors.len();
+        tensors.extend(extra);
+        let mut values = read_values(tensors);
+        let extra = values.split_off(deferred);
+        let failed = meta.into_iter().zip(values).find(|(_, v)| !v.is_finite());
         if let Some(((micro_batch, what), value)) = failed {
             self.report_at(micro_batch, what, value);
         }
-        failed.is_none()
+        (failed.is_none(), extra)
     }
 
     /// The checkpointer's question: flushes, and says whether the run's state may be saved (no
@@ -346,9 +356,10 @@ impl StepGuard {
         let Some(norm) = global_norm_tensor(&model, &grads) else {
             return (optim.step(lr, model, grads), true);
         };
-        // The unscaled norm: ‖g/S‖ = ‖g‖/S.
-        let norm = read_values(vec![norm])[0] / scale;
-        let loss_failed = !self.read_pending() || std::mem::take(&mut self.lock().skip_next_update);
+        // The deferred losses and the norm in one read; the unscaled norm: ‖g/S‖ = ‖g‖/S.
+        let (losses_finite, norm) = self.read_pending_and(vec![norm]);
+        let norm = norm[0] / scale;
+        let loss_failed = !losses_finite || std::mem::take(&mut self.lock().skip_next_update);
         let outcome = {
             let mut state = scaler.lock().unwrap_or_else(|p| p.into_inner());
             let outcome = state.scaler.update(norm);
@@ -591,6 +602,7 @@ mod tests {
             .with_loss_scaling(LossScaler::default());
         clock.begin_next_segment();
         let mut applied = 0;
+        let reads_before = host_reads();
         for _ in 0..30 {
             clock.deliver(4);
             let out = model
@@ -603,8 +615,12 @@ mod tests {
             model = next;
             applied += usize::from(stepped);
         }
+        assert_eq!(host_reads() - reads_before, 30, "one read per step: the losses and the norm together");
         let scaler = guard.loss_scaler().unwrap();
         assert!(scaler.skipped > 0 && scaler.scale < INITIAL_SCALE, "{scaler:?}");
+        // The state at each checkpoint's last step (10 steps a segment), for its manifest.
+        assert_eq!(guard.loss_scaler_at_checkpoint(3), Some(scaler.clone()));
+        assert_eq!(guard.loss_scaler_at_checkpoint(2), None, "older states are dropped");
         assert_eq!(applied + scaler.skipped, 30);
         assert!(applied > 0, "no step fitted float16: {scaler:?}");
         assert!(guard.events().is_empty(), "overflows are not errors");
