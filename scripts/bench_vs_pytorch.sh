@@ -2,7 +2,7 @@
 # Benchmarks vit-burn against PyTorch + Hugging Face transformers on the CPU (see
 # scripts/bench_vs_pytorch.py): images/s and peak memory, one process per case.
 #
-#   bash scripts/bench_vs_pytorch.sh [--case NAME]... [--warmup N] [--iters N] [--bf16] [--out FILE] [--raw FILE]
+#   bash scripts/bench_vs_pytorch.sh [--case NAME]... [--warmup N] [--iters N] [--rounds R] [--bf16] [--out FILE] [--raw FILE]
 #
 #   --bf16  adds bfloat16 mixed precision: PyTorch under torch.autocast("cpu", bfloat16) against
 #           `vit-train bench --precision bf16`, in a second table.
