@@ -6,7 +6,11 @@
 # held-out test accuracy (the `test` row of metrics.csv, the exported model on 539 images never
 # seen in training or validation) of each, and their means.
 #
-#   bash scripts/recipe_evidence.sh [--seeds "1 2 3"] [--epochs 60] [--recipes "plain full light"] [--out runs/evidence]
+#   bash scripts/recipe_evidence.sh [--seeds "1 2 3"] [--epochs 60] [--recipes "plain full light"]
+#                                   [--precisions "f32 bf16 f16"] [--out runs/evidence]
+#
+# --precisions trains each recipe and seed at each `run.precision` (default f32 only): does mixed
+# precision reach float32's accuracy on the same data and seed?
 #
 # Environment: VENV (a Python venv with scikit-learn and Pillow, created in .venv-evidence when
 # absent), CARGO_TARGET_DIR (honoured when locating target/release/vit-train).
@@ -23,12 +27,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SEEDS="1 2 3"
 EPOCHS=60
 RECIPES="plain full light"
+PRECISIONS="f32"
 OUT=runs/evidence
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --seeds) SEEDS="$2"; shift 2 ;;
         --epochs) EPOCHS="$2"; shift 2 ;;
         --recipes) RECIPES="$2"; shift 2 ;;
+        --precisions) PRECISIONS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -45,8 +51,8 @@ mkdir -p "$OUT"
 cargo build --release --locked -p vit-train
 BIN="${CARGO_TARGET_DIR:-target}/release/vit-train"
 
-config() { # recipe seed
-    local recipe=$1 seed=$2
+config() { # recipe seed precision name
+    local recipe=$1 seed=$2 precision=$3 name=$4
     cat <<TOML
 task = "classification"
 [model]
@@ -98,32 +104,40 @@ $([[ $recipe != plain ]] && echo 'label_smoothing = 0.1')
 [run]
 epochs = $EPOCHS
 seed = $seed
+precision = "$precision"
 keep_last = 1
 log_every = 1000
-output_dir = "$OUT/$recipe-$seed"
+output_dir = "$OUT/$name"
 TOML
 }
 
 declare -A ACC
-[[ -f "$OUT/results.md" ]] || printf '| recipe | seed | test accuracy %% | best valid accuracy %% | wall s |\n| --- | --- | ---: | ---: | ---: |\n' > "$OUT/results.md"
+[[ -f "$OUT/results.md" ]] || printf '| recipe | precision | seed | test accuracy %% | best valid accuracy %% | wall s |\n| --- | --- | --- | ---: | ---: | ---: |\n' > "$OUT/results.md"
 for recipe in $RECIPES; do
-    for seed in $SEEDS; do
-        config "$recipe" "$seed" > "$OUT/$recipe-$seed.toml"
-        start=$(date +%s)
-        "$BIN" --config "$OUT/$recipe-$seed.toml" --overwrite > "$OUT/$recipe-$seed.log" 2>&1 \
-            || { echo "run $recipe-$seed failed: see $OUT/$recipe-$seed.log" >&2; exit 1; }
-        wall=$(( $(date +%s) - start ))
-        csv="$OUT/$recipe-$seed/metrics.csv"
-        test=$(awk -F, '$3 == "test" { a = $5 } END { print a }' "$csv")
-        valid=$(awk -F, '$3 == "valid" && $5 > b { b = $5 } END { print b }' "$csv")
-        ACC[$recipe]+="$test "
-        printf '| %s | %s | %s | %s | %s |\n' "$recipe" "$seed" "$test" "$valid" "$wall" | tee -a "$OUT/results.md"
+    for precision in $PRECISIONS; do
+        for seed in $SEEDS; do
+            name="$recipe-$seed"
+            [[ $precision != f32 ]] && name="$recipe-$precision-$seed"
+            config "$recipe" "$seed" "$precision" "$name" > "$OUT/$name.toml"
+            start=$(date +%s)
+            "$BIN" --config "$OUT/$name.toml" --overwrite > "$OUT/$name.log" 2>&1 \
+                || { echo "run $name failed: see $OUT/$name.log" >&2; exit 1; }
+            wall=$(( $(date +%s) - start ))
+            csv="$OUT/$name/metrics.csv"
+            test=$(awk -F, '$3 == "test" { a = $5 } END { print a }' "$csv")
+            valid=$(awk -F, '$3 == "valid" && $5 > b { b = $5 } END { print b }' "$csv")
+            ACC[$recipe $precision]+="$test "
+            printf '| %s | %s | %s | %s | %s | %s |\n' "$recipe" "$precision" "$seed" "$test" "$valid" "$wall" \
+                | tee -a "$OUT/results.md"
+        done
     done
 done
 mean() { echo "$1" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.2f", s / NF }'; }
 {
     echo
     for recipe in $RECIPES; do
-        echo "mean test accuracy of $recipe over seeds $SEEDS, $EPOCHS epochs: $(mean "${ACC[$recipe]}")%"
+        for precision in $PRECISIONS; do
+            echo "mean test accuracy of $recipe in $precision over seeds $SEEDS, $EPOCHS epochs: $(mean "${ACC[$recipe $precision]}")%"
+        done
     done
 } | tee -a "$OUT/results.md"
