@@ -178,6 +178,24 @@ mod tests {
     }
 
     #[test]
+    fn rounding_across_many_parallel_chunks_keeps_every_value_in_place() {
+        // Several chunks, a short last one, and a remainder past the last group of eight.
+        let values: Vec<f32> = (0..3 * CHUNK + 1003).map(|i| (i as f32 * 0.37).sin() * 1e3 + i as f32).collect();
+        for (precision, path) in [
+            (Precision::Bf16, RoundingPath::Scalar),
+            (Precision::F16, RoundingPath::Scalar),
+            (Precision::F16, best_path()),
+        ] {
+            let out = rounded_with(&values, precision, path);
+            assert_eq!(out.len(), values.len());
+            for (i, (x, got)) in values.iter().zip(&out).enumerate() {
+                let want = if precision == Precision::Bf16 { round_bf16(*x) } else { half::f16::from_f32(*x).to_f32() };
+                assert!(same(*got, want), "{precision} {path:?} [{i}]: {x} -> {got}, expected {want}");
+            }
+        }
+    }
+
+    #[test]
     fn float32_is_borrowed_unchanged() {
         let v = [1.0f32, 2.5e-9];
         assert!(matches!(rounded(&v, Precision::F32), Cow::Borrowed(_)));
