@@ -54,7 +54,7 @@ pub(crate) unsafe fn strided_gemm(
     if slices == 1 || k < m.max(n) || !SLICING.load(Ordering::Relaxed) {
         // SAFETY: the caller's contract.
         unsafe {
-            gemm_call(m, n, k, dst, dst_strides, accumulate, lhs, lhs_strides, rhs, rhs_strides, beta, parallelism)
+            gemm_call((m, n, k), dst, dst_strides, accumulate, lhs, lhs_strides, rhs, rhs_strides, beta, parallelism)
         };
         return;
     }
@@ -65,40 +65,28 @@ pub(crate) unsafe fn strided_gemm(
             let len = width.min(long - start);
             scope.spawn(move |_| {
                 let (dst, lhs, rhs) = (dst.get(), lhs.get().cast_const(), rhs.get().cast_const());
+                // A slice of `dst`'s rows takes the same rows of `lhs`; a slice of its columns, the
+                // same columns of `rhs`.
+                let (dims, dst_step, lhs_step, rhs_step) = if split_rows {
+                    ((len, n, k), dst_strides.0, lhs_strides.0, 0)
+                } else {
+                    ((m, len, k), dst_strides.1, 0, rhs_strides.1)
+                };
                 // SAFETY: slice `start..start + len` of the split dimension lies inside every matrix,
                 // and the slices of `dst` are disjoint, so no two threads write one element.
                 unsafe {
-                    if split_rows {
-                        gemm_call(
-                            len,
-                            n,
-                            k,
-                            dst.add(start * dst_strides.0),
-                            dst_strides,
-                            accumulate,
-                            lhs.add(start * lhs_strides.0),
-                            lhs_strides,
-                            rhs,
-                            rhs_strides,
-                            beta,
-                            Parallelism::None,
-                        )
-                    } else {
-                        gemm_call(
-                            m,
-                            len,
-                            k,
-                            dst.add(start * dst_strides.1),
-                            dst_strides,
-                            accumulate,
-                            lhs,
-                            lhs_strides,
-                            rhs.add(start * rhs_strides.1),
-                            rhs_strides,
-                            beta,
-                            Parallelism::None,
-                        )
-                    }
+                    gemm_call(
+                        dims,
+                        dst.add(start * dst_step),
+                        dst_strides,
+                        accumulate,
+                        lhs.add(start * lhs_step),
+                        lhs_strides,
+                        rhs.add(start * rhs_step),
+                        rhs_strides,
+                        beta,
+                        Parallelism::None,
+                    )
                 }
             });
         }
@@ -123,9 +111,7 @@ impl SendPtr {
 /// One `gemm` call (the crate takes (column, row) strides).
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_call(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     dst_strides: (usize, usize),
     accumulate: bool,
