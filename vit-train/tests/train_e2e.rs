@@ -884,6 +884,35 @@ fn several_devices_train_as_one_device_with_their_global_batch_and_resume() {
     }
     let difference = max_weight_difference(&final_weights(&straight), &final_weights(&resumed));
     assert!(difference < 1e-5, "resumed weights differ by {difference}");
+
+    // The same in float16: the loss scaler the two devices share is checkpointed and restored.
+    let f16_config = |name: &str| {
+        let (path, out) = config(name, 8, "[\"cpu\", \"cpu\"]", 1);
+        let text =
+            std::fs::read_to_string(&path).unwrap().replace("log_every = 1", "log_every = 1\nprecision = \"f16\"");
+        std::fs::write(&path, text).unwrap();
+        (path, out)
+    };
+    let (straight_config, straight) = f16_config("straight-f16");
+    assert_ok(&vit_train(&["--config", straight_config.to_str().unwrap()]));
+    let (resumed_config, resumed) = f16_config("resumed-f16");
+    kill_once_committed(&resumed_config, &resumed, 1);
+    assert!(!resumed.join("checkpoint/manifest-2.json").exists(), "the float16 run was not interrupted");
+    let stderr = assert_ok(&vit_train(&["--config", resumed_config.to_str().unwrap(), "--resume"]));
+    assert!(stderr.contains("resuming") && !stderr.contains("records no float16 loss scale"), "{stderr}");
+    let scaler_at_end = |run: &std::path::Path| {
+        let manifest = std::fs::read_to_string(run.join("checkpoint/manifest-2.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["loss_scaler"].clone()
+    };
+    let uninterrupted = scaler_at_end(&straight);
+    assert!(uninterrupted["finite_steps"].as_u64().is_some_and(|n| n > 0), "{uninterrupted}");
+    assert_eq!(uninterrupted, scaler_at_end(&resumed), "the resumed two-device run's loss scaler");
+    let (straight_rows, straight_losses) = schedule_and_losses(&straight);
+    let (resumed_rows, resumed_losses) = schedule_and_losses(&resumed);
+    assert_eq!(straight_rows, resumed_rows);
+    for (a, b) in straight_losses.iter().zip(&resumed_losses) {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "losses {straight_losses:?} vs {resumed_losses:?}");
+    }
 }
 
 /// The logits `vit-train predict --json` gives for every image under `images`, by file.
