@@ -18,8 +18,10 @@ pub(crate) mod simd_math;
 mod strided_gemm;
 #[cfg(test)]
 mod tests;
+mod worker;
 
 pub use strided_gemm::set_sliced_gemm;
+pub use worker::on_kernel_threads;
 
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension, tensor::FloatTensor};
 use burn::tensor::{DType, Tensor, activation};

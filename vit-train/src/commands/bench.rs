@@ -7,6 +7,7 @@
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+use vit_model::kernels::on_kernel_threads;
 use vit_model::{Precision, autocast};
 
 use anyhow::{Context, Result, bail};
@@ -341,11 +342,14 @@ fn run_case(case: &Case, args: &BenchArgs) -> Result<BenchResult> {
             sync(&device)?;
             setup_rss = proc_status_mib("VmRSS");
             time(args, || {
-                let logits = model.forward(x.clone())?;
-                // Reading one value waits for the whole forward on lazy/asynchronous backends.
-                let _ = logits.slice([0..1, 0..1]).into_scalar::<f32>();
-                sync(&device)?;
-                Ok(None)
+                // As `predict` and `eval` run it.
+                on_kernel_threads(&device, || {
+                    let logits = model.forward(x.clone())?;
+                    // Reading one value waits for the whole forward on lazy/asynchronous backends.
+                    let _ = logits.slice([0..1, 0..1]).into_scalar::<f32>();
+                    sync(&device)?;
+                    Ok(None)
+                })
             })?
         }
         Kind::Train | Kind::SimMim => {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use vit_model::kernels::on_kernel_threads;
 use vit_model::{Precision, autocast};
 
 use anyhow::{Context, Result, bail};
@@ -141,13 +142,16 @@ pub fn predict_images(
             }
             let pixels = Tensor::<4>::from_data(TensorData::new(data, [n, channels, h, w]), device);
             let options = ViTForwardOptions { interpolate_pos_encoding: interpolate, ..Default::default() };
-            let out = model.forward_with(pixels, None, options)?.logits;
-            let [_, num_labels] = out.dims();
-            let values = out
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("cannot read the logits: {e:?}"))?;
+            let (values, num_labels) = on_kernel_threads(device, || -> Result<(Vec<f32>, usize)> {
+                let out = model.forward_with(pixels, None, options)?.logits;
+                let [_, num_labels] = out.dims();
+                let values = out
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| anyhow::anyhow!("cannot read the logits: {e:?}"))?;
+                Ok((values, num_labels))
+            })?;
             for ((i, _), row) in items.iter().zip(values.chunks(num_labels)) {
                 logits[*i] = Some(row.to_vec());
             }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
+use vit_model::kernels::on_kernel_threads;
 use vit_model::{ViTForImageClassification, ViTForwardOptions};
 
 use super::loader::EpochLoader;
@@ -192,12 +193,15 @@ pub fn evaluate_classifier(
     for batch in loader.iter() {
         let batch = batch.map_err(|e| anyhow::anyhow!("{e}")).context("cannot load an evaluation batch")?;
         let options = ViTForwardOptions { interpolate_pos_encoding, ..Default::default() };
-        let logits = model.forward_with(batch.pixel_values, None, options)?.logits;
-        let logits: Vec<f32> = logits
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("cannot read the logits: {e:?}"))?;
+        let device = batch.pixel_values.device();
+        let logits: Vec<f32> = on_kernel_threads(&device, || -> Result<Vec<f32>> {
+            let logits = model.forward_with(batch.pixel_values, None, options)?.logits;
+            logits
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("cannot read the logits: {e:?}"))
+        })?;
         let labels: Vec<i64> = batch
             .labels
             .into_data()
