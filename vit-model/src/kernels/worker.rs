@@ -50,6 +50,12 @@ mod tests {
     }
 
     #[test]
+    fn autodiff_devices_run_there_too() {
+        let device = Device::flex().autodiff();
+        assert!(on_kernel_threads(&device, rayon::current_thread_index).is_some());
+    }
+
+    #[test]
     fn products_run_in_the_callers_precision() {
         let device = Device::flex();
         let x = Tensor::<2>::random([96, 64], Distribution::Normal(0.0, 1.0), &device);
