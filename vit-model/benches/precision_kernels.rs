@@ -1,6 +1,7 @@
 //! Micro-benchmarks of mixed precision on the CPU backend: the rounding of matrix-product operands
 //! (every path this CPU runs, in GB/s of float32 read) and a ViT-B/16 dense layer (batch 8: 1576
-//! rows, 768 → 3072) forward and backward in float32, bf16 and f16 (GFLOP/s); and ViT-Ti's
+//! rows, 768 → 3072) forward and backward in float32, bf16 (on the float32 kernels and, where the
+//! CPU has it, on AMX) and f16 (GFLOP/s); and ViT-Ti's
 //! dense layers over a CIFAR batch (64 images of 65 tokens: 4160 rows) forward and backward in
 //! float32, with the weight gradients' products sliced across threads by us or threaded by the
 //! `gemm` crate.
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use burn::nn::LinearConfig;
 use burn::tensor::{Device, Distribution, Tensor};
 use vit_model::FusedLinear;
+use vit_model::kernels::bf16_tiles::{Bf16Kernel, amx_status, use_bf16_kernel};
 use vit_model::kernels::low_precision::{RoundingPath, best_path, rounded_with};
 use vit_model::kernels::set_sliced_gemm;
 use vit_model::precision::{Precision, autocast};
@@ -39,6 +41,10 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
 
+    match amx_status() {
+        Ok(()) => println!("AMX: available (bf16 dense layers run on it)\n"),
+        Err(why) => println!("AMX: not used: {why}\n"),
+    }
     println!("| kernel | path | size | median ms | throughput |");
     println!("| --- | --- | ---: | ---: | ---: |");
     let n = 1576 * 3072;
@@ -64,7 +70,16 @@ fn main() {
     let layer = FusedLinear::from(LinearConfig::new(768, 3072).init(&device));
     let x = Tensor::<3>::random([8, 197, 768], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let flops = 2.0 * 1576.0 * 768.0 * 3072.0;
-    for precision in [Precision::F32, Precision::Bf16, Precision::F16] {
+    let mut cases = vec![
+        (Precision::F32, Bf16Kernel::RoundedF32, "f32".to_string()),
+        (Precision::Bf16, Bf16Kernel::RoundedF32, "bf16 (float32 kernels)".to_string()),
+    ];
+    if amx_status().is_ok() {
+        cases.push((Precision::Bf16, Bf16Kernel::Amx, "bf16 (AMX)".to_string()));
+    }
+    cases.push((Precision::F16, Bf16Kernel::RoundedF32, "f16".to_string()));
+    for (precision, kernel, name) in cases {
+        let _kernel = use_bf16_kernel(kernel);
         let _autocast = autocast(precision);
         let forward = time(seconds, || {
             std::hint::black_box(layer.forward(x.clone().detach()).into_data());
@@ -74,12 +89,12 @@ fn main() {
             std::hint::black_box(y.sum().backward());
         });
         println!(
-            "| dense 768→3072 forward | {precision} | 1576 rows | {:.1} | {:.1} GFLOP/s |",
+            "| dense 768→3072 forward | {name} | 1576 rows | {:.1} | {:.1} GFLOP/s |",
             forward * 1e3,
             flops / forward / 1e9
         );
         println!(
-            "| dense 768→3072 forward + backward | {precision} | 1576 rows | {:.1} | {:.1} GFLOP/s |",
+            "| dense 768→3072 forward + backward | {name} | 1576 rows | {:.1} | {:.1} GFLOP/s |",
             both * 1e3,
             3.0 * flops / both / 1e9
         );

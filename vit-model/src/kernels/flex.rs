@@ -6,6 +6,8 @@ use burn::tensor::{Bytes, DType, Shape};
 
 use super::FusedOps;
 use super::attention_math::{self, Dims, HeadsView};
+use super::bf16_tiles::active_bf16_kernel;
+use super::linear_math::Products;
 use super::low_precision::rounded;
 use super::{layer_norm_math, linear_math, simd_math};
 use crate::precision::{self, Precision};
@@ -71,6 +73,16 @@ fn operand(tensor: FlexTensor, precision: Precision) -> FlexTensor {
     from_vec(rounded(slice(&tensor), precision).into_owned(), shape)
 }
 
+/// The kernels of a dense layer's products in `precision`, and the precision their operands are
+/// rounded to beforehand: bfloat16 tiles round while packing, the float32 kernels need rounded
+/// copies.
+fn linear_products(precision: Precision) -> (Products, Precision) {
+    match (precision, active_bf16_kernel().tile_unit()) {
+        (Precision::Bf16, Some(unit)) => (Products::Bf16Tiles(unit), Precision::F32),
+        _ => (Products::F32, precision),
+    }
+}
+
 impl FusedOps for Flex {
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
         if x.dtype() != DType::F32 {
@@ -97,12 +109,12 @@ impl FusedOps for Flex {
         if !is_f32(&[&x, &weight, &bias]) || weight.layout().shape().num_dims() != 2 {
             return <Flex as ModuleOps<Flex>>::linear(x, weight, Some(bias));
         }
-        let p = precision::current();
+        let (products, p) = linear_products(precision::current());
         let (x, weight, bias) = (operand(x, p), operand(weight, p), contiguous_f32(bias));
         let (x, weight) = (contiguous_f32(x), contiguous_f32(weight));
         let (rows, d_in) = rows_of(&x);
         let d_out = weight.layout().shape()[1];
-        let values = linear_math::forward(slice(&x), slice(&weight), slice(&bias), rows, d_in, d_out);
+        let values = linear_math::forward(products, slice(&x), slice(&weight), slice(&bias), rows, d_in, d_out);
         let mut shape = x.layout().shape().clone();
         let last = shape.num_dims() - 1;
         shape[last] = d_out;
@@ -113,18 +125,18 @@ impl FusedOps for Flex {
         if !is_f32(&[&grad]) {
             return grad;
         }
-        operand(grad, precision::current())
+        operand(grad, linear_products(precision::current()).1)
     }
 
     fn fused_linear_backward_input(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if !is_f32(&[&weight, &grad]) {
             return <Flex as ModuleOps<Flex>>::linear_x_backward(weight, grad);
         }
-        let p = precision::current();
+        let (products, p) = linear_products(precision::current());
         let (weight, grad) = (contiguous_f32(operand(weight, p)), contiguous_f32(grad));
         let (rows, d_out) = rows_of(&grad);
         let d_in = weight.layout().shape()[0];
-        let values = linear_math::backward_input(slice(&weight), slice(&grad), rows, d_in, d_out);
+        let values = linear_math::backward_input(products, slice(&weight), slice(&grad), rows, d_in, d_out);
         let mut shape = grad.layout().shape().clone();
         let last = shape.num_dims() - 1;
         shape[last] = d_in;
@@ -135,11 +147,11 @@ impl FusedOps for Flex {
         if !is_f32(&[&x, &grad]) {
             return <Flex as ModuleOps<Flex>>::linear_weight_backward(x, grad);
         }
-        let p = precision::current();
+        let (products, p) = linear_products(precision::current());
         let (x, grad) = (contiguous_f32(operand(x, p)), contiguous_f32(grad));
         let (rows, d_in) = rows_of(&x);
         let (_, d_out) = rows_of(&grad);
-        let values = linear_math::backward_weight(slice(&x), slice(&grad), rows, d_in, d_out);
+        let values = linear_math::backward_weight(products, slice(&x), slice(&grad), rows, d_in, d_out);
         from_vec(values, Shape::new([d_in, d_out]))
     }
 

@@ -9,6 +9,7 @@
 
 pub(crate) mod attention_math;
 mod autodiff;
+pub mod bf16_tiles;
 mod checked;
 mod flex;
 pub(crate) mod layer_norm_math;

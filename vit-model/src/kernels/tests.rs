@@ -177,20 +177,17 @@ fn bf16_values<const D: usize>(t: &Tensor<D>) -> Tensor<D> {
     t.clone().detach().cast(burn::tensor::DType::BF16).cast(burn::tensor::DType::F32)
 }
 
+/// On every bfloat16 kernel (AMX only where the CPU has it; elsewhere that run repeats the
+/// rounded float32 path).
 #[test]
 fn bf16_linear_multiplies_rounded_operands_forward_and_backward() {
+    use super::bf16_tiles::{Bf16Kernel, use_bf16_kernel};
     use crate::precision::{Precision, autocast};
     use burn::nn::LinearConfig;
     let device = Device::flex().autodiff();
     let layer = crate::FusedLinear::from(LinearConfig::new(48, 40).init(&device));
     let x = Tensor::<3>::random([3, 17, 48], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let g = Tensor::<3>::random([3, 17, 40], Distribution::Normal(0.0, 1.0), &device);
-    let (y, gx, gw) = {
-        let _bf16 = autocast(Precision::Bf16);
-        let y = layer.forward(x.clone());
-        let grads = (y.clone() * g.clone()).sum().backward();
-        (y, x.grad(&grads).unwrap(), layer.weight.grad(&grads).unwrap())
-    };
     // References in float32 from the rounded operands: y = r(x)·r(W) + b, ∂x = r(g)·r(W)ᵀ,
     // ∂W = r(x)ᵀ·r(g) (summed over the batch).
     let (rx, rw, rg) = (bf16_values(&x), bf16_values(&layer.weight.val()), bf16_values(&g));
@@ -199,13 +196,22 @@ fn bf16_linear_multiplies_rounded_operands_forward_and_backward() {
     let rgx = rg.clone().matmul(rw.clone().transpose().unsqueeze());
     let rgw = rx.reshape([51, 48]).transpose().matmul(rg.reshape([51, 40]));
     let tol = burn::tensor::Tolerance::absolute(2e-5);
-    y.clone().detach().into_data().assert_approx_eq::<f32>(&ry.into_data(), tol);
-    gx.into_data().assert_approx_eq::<f32>(&rgx.into_data(), tol);
-    gw.into_data().assert_approx_eq::<f32>(&rgw.into_data(), tol);
-    // And the rounding matters: float32 differs by more than the tolerance.
-    let f32_y = layer.forward(x.clone()).detach();
-    let diff = (f32_y - y.detach()).abs().max().into_scalar::<f32>();
-    assert!(diff > 1e-4, "bf16 equals float32 ({diff})");
+    for kernel in [Bf16Kernel::RoundedF32, Bf16Kernel::EmulatedTiles, Bf16Kernel::Amx] {
+        let (y, gx, gw) = {
+            let _kernel = use_bf16_kernel(kernel);
+            let _bf16 = autocast(Precision::Bf16);
+            let y = layer.forward(x.clone());
+            let grads = (y.clone() * g.clone()).sum().backward();
+            (y, x.grad(&grads).unwrap(), layer.weight.grad(&grads).unwrap())
+        };
+        y.clone().detach().into_data().assert_approx_eq::<f32>(&ry.clone().into_data(), tol);
+        gx.into_data().assert_approx_eq::<f32>(&rgx.clone().into_data(), tol);
+        gw.into_data().assert_approx_eq::<f32>(&rgw.clone().into_data(), tol);
+        // And the rounding matters: float32 differs by more than the tolerance.
+        let f32_y = layer.forward(x.clone()).detach();
+        let diff = (f32_y - y.detach()).abs().max().into_scalar::<f32>();
+        assert!(diff > 1e-4, "{kernel}: bf16 equals float32 ({diff})");
+    }
 }
 
 #[test]
