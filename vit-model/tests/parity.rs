@@ -114,32 +114,47 @@ fn relative_diff(got: &[f32], expected: &[f32]) -> f32 {
 
 #[test]
 fn reduced_precision_stays_within_its_tolerance_on_every_case() {
+    use vit_model::kernels::bf16_tiles::{Bf16Kernel, active_bf16_kernel, bf16_kernel_report, use_bf16_kernel};
     use vit_model::precision::{Precision, autocast};
     // Stated tolerances, relative to each output's largest magnitude: bfloat16 keeps 8 significand
-    // bits (unit roundoff 2^-9), float16 11 (2^-11).
+    // bits (unit roundoff 2^-9), float16 11 (2^-11). bfloat16 on the CPU runs on each kernel: the
+    // float32 kernels, the software model of the AMX tiles, and AMX where the CPU has it.
+    let bf16_kernels = [Bf16Kernel::RoundedF32, Bf16Kernel::EmulatedTiles, Bf16Kernel::Amx];
     for (precision, tolerance) in [(Precision::Bf16, 2e-2f32), (Precision::F16, 3e-3)] {
         if let Err(unsupported) = vit_model::precision::check_supported(precision, &test_device()) {
             // Only off the CPU (e.g. bf16 on wgpu): the CPU backend runs every precision.
             println!("{unsupported}");
             continue;
         }
-        for case in CASES {
-            let dir = fixture_dir(case);
-            let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
-            let inputs = model_inputs(&io);
-            let (outputs, _) = {
-                let _autocast = autocast(precision);
-                run_forward_with(&dir, &inputs, case == "cls_interp", false, &test_device()).unwrap()
-            };
-            let mut worst = 0.0f32;
-            for (name, got) in &outputs {
-                let diff = relative_diff(&got.data, &io[name].1.data);
-                assert!(diff <= tolerance, "{case}/{name} in {precision}: relative diff {diff}");
-                worst = worst.max(diff);
+        let kernels: &[Bf16Kernel] =
+            if precision == Precision::Bf16 { &bf16_kernels } else { &[Bf16Kernel::RoundedF32] };
+        for &kernel in kernels {
+            let _kernel = use_bf16_kernel(kernel);
+            if active_bf16_kernel() != kernel {
+                println!("{precision} on {kernel}: {}", bf16_kernel_report());
+                continue;
             }
-            // Low enough to trust, and not float32 in disguise.
-            assert!(worst > 1e-5, "{case} in {precision}: relative diff {worst}, the products ran in float32");
-            println!("{case} in {precision}: worst relative diff {worst:e}");
+            for case in CASES {
+                let dir = fixture_dir(case);
+                let io = safetensors_file::read_inputs(&dir.join("io.safetensors")).unwrap();
+                let inputs = model_inputs(&io);
+                let (outputs, _) = {
+                    let _autocast = autocast(precision);
+                    run_forward_with(&dir, &inputs, case == "cls_interp", false, &test_device()).unwrap()
+                };
+                let mut worst = 0.0f32;
+                for (name, got) in &outputs {
+                    let diff = relative_diff(&got.data, &io[name].1.data);
+                    assert!(diff <= tolerance, "{case}/{name} in {precision} ({kernel}): relative diff {diff}");
+                    worst = worst.max(diff);
+                }
+                // Low enough to trust, and not float32 in disguise.
+                assert!(
+                    worst > 1e-5,
+                    "{case} in {precision} ({kernel}): relative diff {worst}, the products ran in float32"
+                );
+                println!("{case} in {precision} ({kernel}): worst relative diff {worst:e}");
+            }
         }
     }
 }

@@ -969,10 +969,18 @@ fn mixed_precision_trains_to_the_float32_accuracy_resumes_exactly_and_exports_fl
         let header = vit_model::checkpoint::safetensors_file::read_header(&out.join("best/model.safetensors")).unwrap();
         assert!(header.tensors.values().all(|(dtype, _)| format!("{dtype:?}") == "F32"), "{precision}");
     }
+    // bfloat16 on the software model of the AMX tiles (the path AMX CPUs take, packing and all):
+    // every dense layer of the training steps and the evaluation on it.
+    let (path, out) = config("bf16-tiles", "bf16");
+    let output = vit_train_env(&["--config", path.to_str().unwrap()], &[("VIT_BF16_KERNEL", "emulated")]);
+    let stderr = assert_ok(&output);
+    assert!(stderr.contains("software model of AMX"), "{stderr}");
+    final_accuracy.insert("bf16 (tiles)", valid_rows(&out).last().unwrap().2.unwrap());
     println!("final validation accuracy by precision: {final_accuracy:?}");
     let f32_accuracy = final_accuracy["f32"];
     assert!(f32_accuracy >= 70.0, "the float32 run did not learn: {final_accuracy:?}");
     assert!((final_accuracy["bf16"] - f32_accuracy).abs() <= 0.5, "{final_accuracy:?}");
+    assert!((final_accuracy["bf16 (tiles)"] - f32_accuracy).abs() <= 0.5, "{final_accuracy:?}");
     assert!(final_accuracy["f16"] >= f32_accuracy - 10.0, "float16 diverged: {final_accuracy:?}");
 
     let latest = tmp.path().join("f32.last-f32");

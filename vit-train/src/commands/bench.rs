@@ -198,6 +198,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             args.warmup,
             args.iters
         );
+        let on_cpu = matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+        if args.precision == Precision::Bf16 && on_cpu {
+            eprintln!("bench: {}", vit_model::kernels::bf16_tiles::bf16_kernel_report());
+        }
     }
     for case in &cases {
         let out = Command::new(&exe)

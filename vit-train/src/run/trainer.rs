@@ -379,7 +379,13 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
     }
     match config.run.precision {
         Precision::F32 => {}
-        Precision::Bf16 => eprintln!("mixed precision: matrix products in bfloat16, float32 weights and reductions"),
+        Precision::Bf16 => {
+            eprintln!("mixed precision: matrix products in bfloat16, float32 weights and reductions");
+            let on_cpu = matches!(plan.device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+            if on_cpu {
+                eprintln!("mixed precision: {}", vit_model::kernels::bf16_tiles::bf16_kernel_report());
+            }
+        }
         Precision::F16 => eprintln!(
             "mixed precision: matrix products in float16 with dynamic loss scaling, float32 weights and reductions"
         ),

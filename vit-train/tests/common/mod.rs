@@ -95,6 +95,13 @@ pub fn vit_train(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vit-train")).args(args).output().expect("vit-train runs")
 }
 
+/// Runs the vit-train binary with `env` added to its environment.
+pub fn vit_train_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vit-train"));
+    command.args(args).envs(env.iter().copied());
+    command.output().expect("vit-train runs")
+}
+
 /// Asserts a successful run and returns its stderr.
 pub fn assert_ok(output: &Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();

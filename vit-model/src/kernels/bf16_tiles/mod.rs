@@ -105,6 +105,18 @@ pub fn process_bf16_kernel() -> Bf16Kernel {
     })
 }
 
+/// One line on the bfloat16 kernel of this thread, with why AMX is not used where it is not.
+pub fn bf16_kernel_report() -> String {
+    match (active_bf16_kernel(), amx_status()) {
+        (Bf16Kernel::Amx, _) => "bf16 products on AMX tiles".into(),
+        (Bf16Kernel::EmulatedTiles, _) => {
+            "bf16 products on the software model of AMX (VIT_BF16_KERNEL=emulated)".into()
+        }
+        (Bf16Kernel::RoundedF32, Ok(())) => "bf16 products on the float32 kernels (VIT_BF16_KERNEL=f32)".into(),
+        (Bf16Kernel::RoundedF32, Err(why)) => format!("bf16 products on the float32 kernels (no AMX: {why})"),
+    }
+}
+
 thread_local! {
     static OVERRIDE: Cell<Option<Bf16Kernel>> = const { Cell::new(None) };
 }
