@@ -218,14 +218,27 @@ pub(crate) unsafe fn bf16_gemm(
         let mut block = [0f32; BLOCK * BLOCK];
         // SAFETY: the packed blocks hold `BLOCK * kp` values each; the caller vouches for `unit`.
         unsafe { unit.block(a.as_ptr().add(ib * BLOCK * kp), b.as_ptr().add(jb * kp * BLOCK), kp, &mut block) };
-        for i in 0..BLOCK.min(m - ib * BLOCK) {
-            for j in 0..BLOCK.min(n - jb * BLOCK) {
-                let value = block[i * BLOCK + j];
-                // SAFETY: (ib·BLOCK + i, jb·BLOCK + j) lies inside `dst`, and only this task
-                // writes it.
-                unsafe {
-                    let d = out.ptr().add((ib * BLOCK + i) * dst_strides.0 + (jb * BLOCK + j) * dst_strides.1);
-                    *d = if accumulate { *d + value } else { value };
+        let (rows, cols) = (BLOCK.min(m - ib * BLOCK), BLOCK.min(n - jb * BLOCK));
+        for (i, values) in block.chunks_exact(BLOCK).take(rows).enumerate() {
+            let values = &values[..cols];
+            // SAFETY: row ib·BLOCK + i, columns jb·BLOCK.. of `dst` lie inside it, and only this
+            // task writes them.
+            let first = unsafe { out.ptr().add((ib * BLOCK + i) * dst_strides.0 + jb * BLOCK * dst_strides.1) };
+            if dst_strides.1 == 1 && !accumulate {
+                // SAFETY: as above, the `cols` values from `first` are adjacent; `dst` may be
+                // uninitialised, so it is written without making a reference to it.
+                unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), first, cols) };
+            } else if dst_strides.1 == 1 {
+                // SAFETY: as above; accumulating, `dst` is initialised.
+                let row = unsafe { std::slice::from_raw_parts_mut(first, cols) };
+                row.iter_mut().zip(values).for_each(|(d, v)| *d += v);
+            } else {
+                for (j, &value) in values.iter().enumerate() {
+                    // SAFETY: as above.
+                    unsafe {
+                        let d = first.add(j * dst_strides.1);
+                        *d = if accumulate { *d + value } else { value };
+                    }
                 }
             }
         }

@@ -50,6 +50,12 @@ impl Matrix {
         // SAFETY: `Matrix::new`'s contract; callers stay inside the matrix's extents.
         unsafe { *self.ptr.add(row * self.strides.0 + col * self.strides.1) }
     }
+
+    /// Row `row`'s first `len` values, when its columns are adjacent.
+    fn row(&self, row: usize, len: usize) -> Option<&[f32]> {
+        // SAFETY: `Matrix::new`'s contract; with a column stride of 1 the row is contiguous.
+        (self.strides.1 == 1).then(|| unsafe { std::slice::from_raw_parts(self.ptr.add(row * self.strides.0), len) })
+    }
 }
 
 /// `A` (m×k) in row blocks: `m.div_ceil(BLOCK) * BLOCK * kp` values.
@@ -62,8 +68,10 @@ pub(super) fn pack_rows(a: Matrix, m: usize, k: usize, kp: usize) -> Vec<u16> {
         // Walk the source along its unit stride.
         if a.strides.1 <= a.strides.0 {
             for r in 0..rows {
-                for (p, d) in dst[r * kp..r * kp + k].iter_mut().enumerate() {
-                    *d = bf16_bits(a.at(row0 + r, p));
+                let dst = &mut dst[r * kp..r * kp + k];
+                match a.row(row0 + r, k) {
+                    Some(src) => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = bf16_bits(v)),
+                    None => dst.iter_mut().enumerate().for_each(|(p, d)| *d = bf16_bits(a.at(row0 + r, p))),
                 }
             }
         } else {

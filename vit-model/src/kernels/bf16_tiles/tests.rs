@@ -141,3 +141,31 @@ fn the_guard_sets_the_kernel_for_this_thread_only() {
     }
     assert_eq!(active_bf16_kernel(), before);
 }
+
+#[test]
+fn a_column_major_output_is_written_at_its_strides() {
+    let dims @ (m, n, k) = (37, 41, 50);
+    let (a, b, c) = (values(m * k, 9), values(k * n, 10), values(m * n, 11));
+    let want = reference(&a, &b, dims);
+    for accumulate in [false, true] {
+        // The output stored column-major: element (i, j) at j·m + i.
+        let mut out: Vec<f32> = (0..m * n).map(|idx| c[(idx % m) * n + idx / m]).collect();
+        // SAFETY: `out` holds m×n values at strides (1, m); the operands are row-major.
+        unsafe {
+            bf16_gemm(
+                TileUnit::Emulated,
+                dims,
+                out.as_mut_ptr(),
+                (1, m),
+                accumulate,
+                a.as_ptr(),
+                (k, 1),
+                b.as_ptr(),
+                (n, 1),
+            )
+        };
+        let row_major: Vec<f32> = (0..m * n).map(|idx| out[(idx % n) * m + idx / n]).collect();
+        let base = if accumulate { c.clone() } else { vec![0.0; m * n] };
+        assert_close(&row_major, &base, &want, &format!("column-major output, accumulate {accumulate}"));
+    }
+}
