@@ -37,6 +37,7 @@ mod imp {
     /// XCR0: the tile configuration and tile data states.
     const XCR0_TILES: u64 = (1 << 17) | (1 << 18);
     /// Linux's `arch_prctl` request and the tile data feature number.
+    const ARCH_GET_XCOMP_PERM: libc::c_ulong = 0x1022;
     const ARCH_REQ_XCOMP_PERM: libc::c_ulong = 0x1023;
     const XFEATURE_XTILEDATA: libc::c_ulong = 18;
 
@@ -64,6 +65,12 @@ mod imp {
                 "Linux refused the AMX tile registers (arch_prctl ARCH_REQ_XCOMP_PERM: {})",
                 std::io::Error::last_os_error()
             ));
+        }
+        let mut permitted: u64 = 0;
+        // SAFETY: the call writes the permitted feature bitmap into `permitted`.
+        let status = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &mut permitted as *mut u64) };
+        if status != 0 || permitted & XCR0_TILES != XCR0_TILES {
+            return Err(format!("Linux did not grant the AMX tile state (permitted features {permitted:#x})"));
         }
         Ok(())
     }
