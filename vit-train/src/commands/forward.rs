@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use vit_model::forward::{ForwardFileOptions, forward_files_with};
+use vit_model::kernels::on_kernel_threads;
 
 use crate::device::parse_device;
 use crate::run::model::resolve_reference;
@@ -50,7 +51,8 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         ..Default::default()
     };
     let model_dir = resolve_reference(&args.model, "--model")?;
-    let (outputs, report) = forward_files_with(&model_dir, &args.inputs, &args.output, &options, &device)?;
+    let (outputs, report) =
+        on_kernel_threads(&device, || forward_files_with(&model_dir, &args.inputs, &args.output, &options, &device))?;
     eprintln!("{report}");
     println!("wrote {} outputs to {}", outputs.len(), args.output.display());
     Ok(())
