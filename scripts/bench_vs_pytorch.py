@@ -33,6 +33,7 @@ CASES = {
     "train-vit-ti4-32-6l-b64": ("train", "ti4", 64, 6),
     "train-vit-ti4-32-12l-b64": ("train", "ti4", 64, 12),
     "simmim-vit-ti4-32-6l-b64": ("simmim", "ti4", 64, 6),
+    "train-vit-w64-32-4l-b64": ("train", "w64", 64, 4),
 }
 MASK_RATIO = 0.6
 LR = 1e-4
@@ -42,6 +43,7 @@ DIMS = {  # hidden, heads, mlp, image, patch, labels
     "s16": (384, 6, 1536, 224, 16, 1000),
     "ti16": (192, 3, 768, 224, 16, 1000),
     "ti4": (192, 3, 768, 32, 4, 10),
+    "w64": (64, 4, 256, 32, 4, 10),
 }
 
 

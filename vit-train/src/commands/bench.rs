@@ -46,13 +46,14 @@ impl Kind {
 struct Case {
     name: &'static str,
     kind: Kind,
-    /// `b16`, `s16`, `ti16` (224 px, 1000 labels) or `ti4` (32 px, patch 4, 10 labels).
+    /// `b16`, `s16`, `ti16` (224 px, 1000 labels), `ti4` (32 px, patch 4, 10 labels) or `w64`
+    /// (as `ti4`, 64 wide: 4 heads, MLP 256).
     model: &'static str,
     batch: usize,
     layers: usize,
 }
 
-const CASES: [Case; 9] = [
+const CASES: [Case; 10] = [
     Case { name: "infer-vit-b16-224-b1", kind: Kind::Inference, model: "b16", batch: 1, layers: 12 },
     Case { name: "infer-vit-b16-224-b8", kind: Kind::Inference, model: "b16", batch: 8, layers: 12 },
     Case { name: "infer-vit-s16-224-b1", kind: Kind::Inference, model: "s16", batch: 1, layers: 12 },
@@ -62,6 +63,7 @@ const CASES: [Case; 9] = [
     Case { name: "train-vit-ti4-32-6l-b64", kind: Kind::Train, model: "ti4", batch: 64, layers: 6 },
     Case { name: "train-vit-ti4-32-12l-b64", kind: Kind::Train, model: "ti4", batch: 64, layers: 12 },
     Case { name: "simmim-vit-ti4-32-6l-b64", kind: Kind::SimMim, model: "ti4", batch: 64, layers: 6 },
+    Case { name: "train-vit-w64-32-4l-b64", kind: Kind::Train, model: "w64", batch: 64, layers: 4 },
 ];
 
 /// Fraction of patches masked in the SimMIM case (exactly `round_down(0.6 · patches)` per image).
@@ -75,9 +77,18 @@ impl Case {
             "b16" => ViTConfig::base(),
             "s16" => ViTConfig::small(),
             "ti16" => ViTConfig::tiny(),
+            "w64" => ViTConfig {
+                hidden_size: 64,
+                num_attention_heads: 4,
+                intermediate_size: 256,
+                image_size: 32,
+                patch_size: 4,
+                encoder_stride: 4,
+                ..ViTConfig::tiny()
+            },
             _ => ViTConfig { image_size: 32, patch_size: 4, encoder_stride: 4, ..ViTConfig::tiny() },
         };
-        let labels = if self.model == "ti4" { 10 } else { 1000 };
+        let labels = if matches!(self.model, "ti4" | "w64") { 10 } else { 1000 };
         ViTConfig { num_hidden_layers: self.layers, ..config }.with_num_labels(labels)
     }
 }
