@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn cases_select_by_name_and_prefix() {
         assert_eq!(select(&[]).unwrap().len(), CASES.len());
-        assert_eq!(select(&["train".into()]).unwrap().len(), 2);
+        assert_eq!(select(&["train".into()]).unwrap().len(), 3);
         assert_eq!(select(&["infer-vit-b16-224-b8".into()]).unwrap().len(), 1);
         assert!(select(&["nope".into()]).unwrap_err().to_string().contains("infer-vit-b16-224-b1"));
     }
