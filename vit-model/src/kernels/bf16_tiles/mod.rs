@@ -113,7 +113,10 @@ pub fn bf16_kernel_report() -> String {
             "bf16 products on the software model of AMX (VIT_BF16_KERNEL=emulated)".into()
         }
         (Bf16Kernel::RoundedF32, Ok(())) => "bf16 products on the float32 kernels (VIT_BF16_KERNEL=f32)".into(),
-        (Bf16Kernel::RoundedF32, Err(why)) => format!("bf16 products on the float32 kernels (no AMX: {why})"),
+        (Bf16Kernel::RoundedF32, Err(why)) => format!(
+            "bf16 products on the float32 kernels (no AMX: {why}); rounding the operands makes them slower than \
+             f32 here, so choose bf16 on this CPU for its numerics, not its speed"
+        ),
     }
 }
 
