@@ -6,6 +6,8 @@
 //! [`crate::FusedLayerNorm`] run our kernels (`simd_math`, `linear_math`, `layer_norm_math`,
 //! `attention_math`) on flex float32 tensors — each with its own backward pass under autodiff —
 //! and Burn's own ops everywhere else (GPU backends, other dtypes), so callers need not care.
+//! Under bf16 autocast the dense layers run on AMX tiles where the CPU has them ([`bf16_tiles`]),
+//! otherwise on the float32 kernels with rounded operands ([`low_precision`]).
 
 pub(crate) mod attention_math;
 mod autodiff;
