@@ -124,8 +124,7 @@ pub fn autocast(precision: Precision) -> AutocastGuard {
 /// rounds float32 operands); other backends need the dtype (wgpu's WGSL has no bfloat16, and
 /// float16 needs the adapter's `shader-f16`).
 pub fn check_supported(precision: Precision, device: &burn::tensor::Device) -> Result<(), String> {
-    let on_cpu = matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
-    if !precision.is_reduced() || on_cpu || device.supports_dtype(precision.dtype()) {
+    if !precision.is_reduced() || crate::kernels::is_cpu_backend(device) || device.supports_dtype(precision.dtype()) {
         return Ok(());
     }
     let hint = match precision {

@@ -27,7 +27,7 @@ pub use strided_gemm::set_sliced_gemm;
 pub use worker::on_kernel_threads;
 
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension, tensor::FloatTensor};
-use burn::tensor::{DType, Tensor, activation};
+use burn::tensor::{DType, Device, Tensor, activation};
 
 /// Operations with a faster implementation than Burn's on some backends.
 #[backend_extension(Flex, Autodiff)]
@@ -160,10 +160,15 @@ pub trait FusedOps: Backend {
     }
 }
 
+/// Whether `device` is Burn's CPU backend (flex, with or without autodiff), where our kernels run.
+pub fn is_cpu_backend(device: &Device) -> bool {
+    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
 /// Whether `tensor` lives where our kernels run: float32 on the flex backend (with or without
 /// autodiff).
 pub(crate) fn runs_fused<const D: usize>(tensor: &Tensor<D>) -> bool {
-    tensor.dtype() == DType::F32 && matches!(tensor.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    tensor.dtype() == DType::F32 && is_cpu_backend(&tensor.device())
 }
 
 /// The exact (erf) GELU, equal to `burn::tensor::activation::gelu` within float rounding.

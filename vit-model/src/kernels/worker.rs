@@ -7,9 +7,9 @@
 //! cores. Issued from a pool thread, an op is split where it stands and the issuing thread works
 //! on its share.
 
-use burn::backend::DispatchDevice;
 use burn::tensor::Device;
 
+use super::is_cpu_backend;
 use crate::precision::{autocast, current};
 
 /// Runs `f` on a thread of rayon's global pool (inline when this thread is one already) when
@@ -20,9 +20,7 @@ use crate::precision::{autocast, current};
 /// not wait for other threads that use the pool (a data loader's channel, say): with a pool of
 /// one thread, that thread would wait for itself.
 pub fn on_kernel_threads<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R {
-    if !matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
-        || rayon::current_thread_index().is_some()
-    {
+    if !is_cpu_backend(device) || rayon::current_thread_index().is_some() {
         return f();
     }
     let precision = current();

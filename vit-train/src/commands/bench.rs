@@ -209,8 +209,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             args.warmup,
             args.iters
         );
-        let on_cpu = matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
-        if args.precision == Precision::Bf16 && on_cpu {
+        if args.precision == Precision::Bf16 && vit_model::kernels::is_cpu_backend(&device) {
             eprintln!("bench: {}", vit_model::kernels::bf16_tiles::bf16_kernel_report());
         }
     }

@@ -381,8 +381,7 @@ pub fn train(plan: RunPlan) -> Result<TrainSummary> {
         Precision::F32 => {}
         Precision::Bf16 => {
             eprintln!("mixed precision: matrix products in bfloat16, float32 weights and reductions");
-            let on_cpu = matches!(plan.device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
-            if on_cpu {
+            if vit_model::kernels::is_cpu_backend(&plan.device) {
                 eprintln!("mixed precision: {}", vit_model::kernels::bf16_tiles::bf16_kernel_report());
             }
         }
