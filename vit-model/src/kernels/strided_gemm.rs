@@ -93,17 +93,19 @@ pub(crate) unsafe fn strided_gemm(
     });
 }
 
-/// A pointer that may cross to a rayon task (the slices each task touches are disjoint).
+/// A pointer that may cross to rayon tasks: used by the products here and in
+/// [`super::bf16_tiles`], whose tasks read shared inputs and write disjoint parts of the output.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(super) struct SendPtr(pub(super) *mut f32);
 
-// SAFETY: only used by `strided_gemm`, whose tasks read shared inputs and write disjoint outputs.
+// SAFETY: every user's tasks read shared inputs and write disjoint elements through it.
 unsafe impl Send for SendPtr {}
-// SAFETY: as for `Send`: the pointer is only copied out, never written through, by the scope.
+// SAFETY: as for `Send`: the pointer itself is only copied out, never changed.
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    /// The pointer (a method, so that closures capture the whole `SendPtr`).
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use super::strided_gemm::SendPtr;
 use packing::{BLOCK, Matrix, pack_column_pairs, pack_rows};
 
 /// How the CPU backend multiplies bfloat16 operands.
@@ -172,22 +173,6 @@ impl TileUnit {
     }
 }
 
-/// An output pointer that rayon tasks share (each writes its own blocks).
-#[derive(Clone, Copy)]
-struct Output(*mut f32);
-
-// SAFETY: the tasks of `bf16_gemm` write disjoint elements through it.
-unsafe impl Send for Output {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for Output {}
-
-impl Output {
-    /// The pointer (a method, so that closures capture the whole `Output`).
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// `dst (m×n) = lhs (m×k)·rhs (k×n)` with both operands rounded to bfloat16 and float32 sums,
 /// added onto `dst` when `accumulate` (otherwise `dst` is written without being read). Strides
 /// are (row, column) in elements, as [`super::strided_gemm::strided_gemm`] takes them.
@@ -215,7 +200,7 @@ pub(crate) unsafe fn bf16_gemm(
     let (a, b) = unsafe { (Matrix::new(lhs, lhs_strides), Matrix::new(rhs, rhs_strides)) };
     let (a, b) = rayon::join(|| pack_rows(a, m, k, kp), || pack_column_pairs(b, k, n, kp));
     let (row_blocks, col_blocks) = (m.div_ceil(BLOCK), n.div_ceil(BLOCK));
-    let out = Output(dst);
+    let out = SendPtr(dst);
     let run = |t: usize| {
         let (ib, jb) = (t % row_blocks, t / row_blocks);
         let mut block = [0f32; BLOCK * BLOCK];
@@ -226,7 +211,7 @@ pub(crate) unsafe fn bf16_gemm(
             let values = &values[..cols];
             // SAFETY: row ib·BLOCK + i, columns jb·BLOCK.. of `dst` lie inside it, and only this
             // task writes them.
-            let first = unsafe { out.ptr().add((ib * BLOCK + i) * dst_strides.0 + jb * BLOCK * dst_strides.1) };
+            let first = unsafe { out.get().add((ib * BLOCK + i) * dst_strides.0 + jb * BLOCK * dst_strides.1) };
             if dst_strides.1 == 1 && !accumulate {
                 // SAFETY: as above, the `cols` values from `first` are adjacent; `dst` may be
                 // uninitialised, so it is written without making a reference to it.
